@@ -1,0 +1,145 @@
+"""svdlab.generate: images in, videos (frames + manifest, optionally files) out."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from svdlab.engine import Job, VideoEngine
+from svdlab.errors import InvalidParameterError, OutOfMemoryError, SvdlabError
+from svdlab.media import VIDEO_FORMATS, describe_source, fit_image, load_image, source_stem, write_json_atomic
+from svdlab.media import write_video
+from svdlab.media.manifest import build_manifest
+from svdlab.models import SVDModel, load_model
+from svdlab.params import GenerationParams, make_params, parse_size
+from svdlab.progress import generation_progress
+
+MEMORY_HINT = "try --offload model, --decode-chunk-size 1, --forward-chunking or --batch-size 1"
+
+
+@dataclass
+class GeneratedVideo:
+    """One finished video: frames (F, 3, H, W) float32 in [0, 1], its manifest, and its file if written."""
+
+    source: str
+    frames: torch.Tensor
+    manifest: dict
+    path: Path | None = None
+
+
+def output_name(stem: str, params: GenerationParams) -> str:
+    """A readable file stem that names the settings of a video."""
+    return (f"{stem}_mb{params.motion_bucket_id}_aug{params.noise_aug_strength:g}"
+            f"_fps{params.fps}_seed{params.seed}")
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    candidate, n = name, 1
+    while candidate in taken:
+        n += 1
+        candidate = f"{name}-{n}"
+    taken.add(candidate)
+    return candidate
+
+
+def generate(
+    images: Sequence | object,
+    model: str | SVDModel = "tiny-random",
+    *,
+    motion_bucket_id: int | None = None,
+    noise_aug_strength: float | None = None,
+    fps: int | None = None,
+    num_frames: int | None = None,
+    steps: int | None = None,
+    min_guidance: float | None = None,
+    max_guidance: float | None = None,
+    seed: int = 42,
+    size: str | tuple[int, int] | None = None,
+    fit: str = "crop",
+    decode_chunk_size: int | None = None,
+    offload: str = "none",
+    forward_chunking: bool = False,
+    dtype: str | torch.dtype | None = None,
+    device: str | None = None,
+    batch_size: int | None = None,
+    format: str = "mp4",
+    out: str | Path | None = None,
+    progress: bool = False,
+    on_image_error: Callable[[str, SvdlabError], None] | None = None,
+) -> list[GeneratedVideo]:
+    """Make one video per image with the same settings; images that share a shape are batched.
+
+    A bad image raises InvalidImageError before any work, unless `on_image_error` is given: then it
+    is called with the image's name and the error, and the other images still run. With `out`, each
+    video and its JSON manifest are written there as soon as the video is finished.
+    """
+    if isinstance(images, (str, Path)) or not isinstance(images, Sequence):
+        images = [images]
+    if format not in VIDEO_FORMATS:
+        raise InvalidParameterError(f"format={format!r} is not allowed: choose one of {', '.join(VIDEO_FORMATS)}")
+    width, height = parse_size(size) if isinstance(size, str) else (size or (None, None))
+    params = make_params(
+        motion_bucket_id=motion_bucket_id, noise_aug_strength=noise_aug_strength, fps=fps,
+        num_frames=num_frames, steps=steps, min_guidance=min_guidance, max_guidance=max_guidance,
+        seed=seed, width=width, height=height, fit=fit, decode_chunk_size=decode_chunk_size,
+    )
+    if batch_size is not None and batch_size < 1:
+        raise InvalidParameterError(f"batch_size={batch_size} is not allowed: use 1 or more, or leave it unset")
+    if isinstance(model, str):
+        model = load_model(model, device=device, dtype=dtype, offload=offload, forward_chunking=forward_chunking)
+    params = params.resolved(model)
+
+    jobs = []
+    for source in images:
+        name = describe_source(source)
+        try:
+            image = load_image(source)
+        except SvdlabError as error:
+            if on_image_error is None:
+                raise
+            on_image_error(name, error)
+            continue
+        fitted = fit_image(image, params.width, params.height, params.fit)
+        info = {
+            "source": name,
+            "original_size": list(image.size),
+            "pixels_sha256": hashlib.sha256(image.tobytes()).hexdigest(),
+            "fit": params.fit,
+        }
+        jobs.append(Job(image=fitted, params=params, tag=(source_stem(source), info)))
+
+    engine = VideoEngine(model, batch_size=batch_size)
+    packs = engine.plan(jobs)
+    results, taken = [], set()
+    with generation_progress(sum(pack[0].params.steps for pack in packs), len(jobs), progress) as bar:
+        try:
+            for pack in packs:
+                for result in engine.run_pack(pack, on_step=bar.step):
+                    stem, info = result.job.tag
+                    video = _finish(model, result, _unique(output_name(stem, params), taken), info, format, out)
+                    results.append(video)
+                    bar.video()
+        except torch.OutOfMemoryError as error:
+            done = f"; the {len(results)} finished videos are in {out}" if out and results else ""
+            raise OutOfMemoryError(f"out of memory on {model.device}: {MEMORY_HINT}{done}") from error
+    return results
+
+
+def _finish(model, result, name: str, info: dict, format: str, out) -> GeneratedVideo:
+    """Build the manifest and, with an output folder, write the video and its manifest."""
+    params = result.job.params
+    output = {"format": format, "fps": params.fps, "frames": params.num_frames,
+              "width": params.width, "height": params.height}
+    target = None
+    if out is not None:
+        target = Path(out) / (f"{name}_frames" if format == "png" else f"{name}.{format}")
+        output["file"] = target.name
+    manifest = build_manifest(model, params, info, result.timings, output)
+    if target is not None:
+        target = write_video(result.frames, target, fps=params.fps, format=format)
+        write_json_atomic(target.parent / f"{name}.json", manifest)
+    return GeneratedVideo(source=info["source"], frames=result.frames, manifest=manifest, path=target)

@@ -1,0 +1,78 @@
+"""Model presets: where each known SVD checkpoint lives and the defaults it was trained with."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ModelPreset:
+    """Defaults and origin of one known model."""
+
+    name: str
+    description: str
+    repo_id: str | None
+    num_frames: int
+    width: int
+    height: int
+    steps: int = 25
+    min_guidance: float = 1.0
+    max_guidance: float = 3.0
+    fps: int = 7
+    motion_bucket_id: int = 127
+    noise_aug_strength: float = 0.02
+    trained_spec: bool = True
+
+
+PRESETS: dict[str, ModelPreset] = {
+    "svd": ModelPreset(
+        name="svd",
+        description="Stable Video Diffusion img2vid, 14 frames at 1024x576",
+        repo_id="stabilityai/stable-video-diffusion-img2vid",
+        num_frames=14,
+        width=1024,
+        height=576,
+    ),
+    "svd-xt": ModelPreset(
+        name="svd-xt",
+        description="Stable Video Diffusion img2vid-xt, 25 frames at 1024x576",
+        repo_id="stabilityai/stable-video-diffusion-img2vid-xt",
+        num_frames=25,
+        width=1024,
+        height=576,
+    ),
+    "svd-xt-1.1": ModelPreset(
+        name="svd-xt-1.1",
+        description="SVD img2vid-xt 1.1, 25 frames at 1024x576, fine-tuned at 6 fps / bucket 127",
+        repo_id="stabilityai/stable-video-diffusion-img2vid-xt-1-1",
+        num_frames=25,
+        width=1024,
+        height=576,
+    ),
+    "tiny-random": ModelPreset(
+        name="tiny-random",
+        description="small random-weight SVD built in-process (offline; for tests and smoke runs)",
+        repo_id=None,
+        num_frames=4,
+        width=64,
+        height=48,
+        steps=10,
+        trained_spec=False,
+    ),
+}
+
+REPO_TO_PRESET = {p.repo_id: p for p in PRESETS.values() if p.repo_id}
+
+
+def preset_for_config(num_frames: int, sample_size: int, vae_scale_factor: int) -> ModelPreset:
+    """Defaults for a checkpoint that no preset names, read from its UNet config."""
+    size = sample_size * vae_scale_factor
+    return ModelPreset(
+        name="custom",
+        description="checkpoint loaded from a folder",
+        repo_id=None,
+        num_frames=num_frames,
+        width=size,
+        height=size,
+        trained_spec=False,
+    )

@@ -1,0 +1,111 @@
+"""Generation parameters: validated at parse time, completed from the model's preset."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from svdlab.errors import InvalidParameterError, SvdlabWarning
+
+FitMode = Literal["crop", "pad", "stretch"]
+TRAINED_MAX_BUCKET = 255
+TRAINED_MAX_NOISE = 0.15
+TRAINED_FPS = (5, 30)
+
+
+class GenerationParams(BaseModel):
+    """Every setting of one video; None means the model's default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    motion_bucket_id: int | None = Field(None, ge=0, le=100_000)
+    noise_aug_strength: float | None = Field(None, ge=0.0, le=10.0)
+    fps: int | None = Field(None, ge=1, le=240)
+    num_frames: int | None = Field(None, ge=1, le=512)
+    steps: int | None = Field(None, ge=1, le=1000)
+    min_guidance: float | None = Field(None, ge=0.0, le=100.0)
+    max_guidance: float | None = Field(None, ge=0.0, le=100.0)
+    seed: int = Field(42, ge=0, lt=2**63)
+    width: int | None = Field(None, ge=1, le=8192)
+    height: int | None = Field(None, ge=1, le=8192)
+    fit: FitMode = "crop"
+    decode_chunk_size: int | None = Field(None, ge=1)
+
+    def resolved(self, model) -> GenerationParams:
+        """These parameters with the model's defaults filled in, checked against what the model can take."""
+        preset = model.preset
+        defaults = {
+            "motion_bucket_id": preset.motion_bucket_id,
+            "noise_aug_strength": preset.noise_aug_strength,
+            "fps": preset.fps,
+            "num_frames": preset.num_frames,
+            "steps": preset.steps,
+            "min_guidance": preset.min_guidance,
+            "max_guidance": preset.max_guidance,
+            "width": preset.width,
+            "height": preset.height,
+        }
+        values = self.model_dump()
+        for key, default in defaults.items():
+            if values[key] is None:
+                values[key] = default
+        if values["decode_chunk_size"] is None:
+            values["decode_chunk_size"] = values["num_frames"]
+        params = GenerationParams(**values)
+        params.check_size(model.size_multiple)
+        params.warn_outside_training(preset)
+        return params
+
+    def check_size(self, multiple: int) -> None:
+        """Refuse a width or height the model's down-sampling cannot take."""
+        for name in ("width", "height"):
+            value = getattr(self, name)
+            if value % multiple:
+                lower = max(multiple, value - value % multiple)
+                raise InvalidParameterError(
+                    f"{name}={value} is not a multiple of {multiple}, which this model needs; "
+                    f"try {lower} or {lower + multiple}"
+                )
+
+    def warn_outside_training(self, preset) -> None:
+        """Warn (and run) where a value lies outside what the real SVD models were trained on."""
+        if self.motion_bucket_id > TRAINED_MAX_BUCKET:
+            _warn(f"motion_bucket_id={self.motion_bucket_id} is above {TRAINED_MAX_BUCKET}, the training range; "
+                  "it runs but extrapolates")
+        if self.noise_aug_strength > TRAINED_MAX_NOISE:
+            _warn(f"noise_aug_strength={self.noise_aug_strength} is above {TRAINED_MAX_NOISE}, the training range; "
+                  "it runs but extrapolates")
+        if not TRAINED_FPS[0] <= self.fps <= TRAINED_FPS[1]:
+            _warn(f"fps={self.fps} is outside {TRAINED_FPS[0]}..{TRAINED_FPS[1]}, the training range; "
+                  "it runs but extrapolates")
+        if preset.trained_spec and (self.width, self.height) != (preset.width, preset.height):
+            _warn(f"size {self.width}x{self.height} differs from {preset.width}x{preset.height}, "
+                  f"the size {preset.name} was trained at; quality may drop")
+
+
+def _warn(message: str) -> None:
+    warnings.warn(message, SvdlabWarning, stacklevel=3)
+
+
+def make_params(**values) -> GenerationParams:
+    """GenerationParams from keyword values; a bad value raises InvalidParameterError naming the field."""
+    try:
+        return GenerationParams(**{key: value for key, value in values.items() if value is not None})
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or "parameters"
+        value = first.get("input")
+        raise InvalidParameterError(f"{field}={value!r} is not allowed: {first['msg'].lower()}") from error
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """(width, height) from 'WxH'."""
+    try:
+        width, height = (int(part) for part in text.lower().split("x"))
+    except ValueError as error:
+        raise InvalidParameterError(f"size={text!r} is not WIDTHxHEIGHT, e.g. 1024x576") from error
+    if width <= 0 or height <= 0:
+        raise InvalidParameterError(f"size={text!r} must have positive width and height, e.g. 1024x576")
+    return width, height
