@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 from diffusers import StableVideoDiffusionPipeline
+from diffusers.utils import logging as diffusers_logging
 
 from svdlab.errors import InvalidParameterError, ModelNotAvailableError
 from svdlab.models.memory import OFFLOAD_MODES, enable_forward_chunking
@@ -165,16 +166,21 @@ def _preset_for_folder(folder: Path, unet_config, vae_scale_factor: int, repo_id
 
 def _download(repo_id: str, variant: str | None, allow_pickle: bool) -> Path:
     """The local snapshot of a hub checkpoint, downloading it if needed."""
+    quiet = diffusers_logging.get_verbosity()
+    diffusers_logging.set_verbosity_error()  # its "couldn't connect" warnings would break the one-line error
     try:
         folder = StableVideoDiffusionPipeline.download(
             repo_id, variant=variant, use_safetensors=None if allow_pickle else True
         )
     except Exception as error:  # huggingface_hub raises many kinds; all mean "not available here"
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        reason = str(error).strip().split(" (")[0].splitlines()[0] if str(error).strip() else type(error).__name__
         raise ModelNotAvailableError(
-            f"cannot get {repo_id}: no network to the model hub and no cached copy ({reason[:160]}); "
-            "offline, use a local diffusers folder (--model PATH) or a built-in model (--model tiny-random)"
+            f"cannot get {repo_id}: the model hub is unreachable or refused and there is no complete cached copy "
+            f"({reason[:120]}); offline, use a local diffusers folder (--model PATH) "
+            "or a built-in model (--model tiny-random)"
         ) from error
+    finally:
+        diffusers_logging.set_verbosity(quiet)
     return Path(folder)
 
 
