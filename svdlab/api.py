@@ -11,8 +11,15 @@ import torch
 
 from svdlab.engine import Job, VideoEngine
 from svdlab.errors import InvalidParameterError, OutOfMemoryError, SvdlabError
-from svdlab.media import VIDEO_FORMATS, describe_source, fit_image, load_image, source_stem, write_json_atomic
-from svdlab.media import write_video
+from svdlab.media import (
+    VIDEO_FORMATS,
+    describe_source,
+    fit_image,
+    load_image,
+    source_stem,
+    write_json_atomic,
+    write_video,
+)
 from svdlab.media.manifest import build_manifest
 from svdlab.models import SVDModel, load_model
 from svdlab.params import GenerationParams, make_params, parse_size
@@ -33,8 +40,10 @@ class GeneratedVideo:
 
 def output_name(stem: str, params: GenerationParams) -> str:
     """A readable file stem that names the settings of a video."""
-    return (f"{stem}_mb{params.motion_bucket_id}_aug{params.noise_aug_strength:g}"
-            f"_fps{params.fps}_seed{params.seed}")
+    return (
+        f"{stem}_mb{params.motion_bucket_id}_aug{params.noise_aug_strength:g}"
+        f"_fps{params.fps}_seed{params.seed}"
+    )
 
 
 def _unique(name: str, taken: set[str]) -> str:
@@ -65,6 +74,8 @@ def generate(
     forward_chunking: bool = False,
     dtype: str | torch.dtype | None = None,
     device: str | None = None,
+    variant: str | None = None,
+    allow_pickle: bool = False,
     batch_size: int | None = None,
     format: str = "mp4",
     out: str | Path | None = None,
@@ -80,17 +91,38 @@ def generate(
     if isinstance(images, (str, Path)) or not isinstance(images, Sequence):
         images = [images]
     if format not in VIDEO_FORMATS:
-        raise InvalidParameterError(f"format={format!r} is not allowed: choose one of {', '.join(VIDEO_FORMATS)}")
+        raise InvalidParameterError(
+            f"format={format!r} is not allowed: choose one of {', '.join(VIDEO_FORMATS)}"
+        )
     width, height = parse_size(size) if isinstance(size, str) else (size or (None, None))
     params = make_params(
-        motion_bucket_id=motion_bucket_id, noise_aug_strength=noise_aug_strength, fps=fps,
-        num_frames=num_frames, steps=steps, min_guidance=min_guidance, max_guidance=max_guidance,
-        seed=seed, width=width, height=height, fit=fit, decode_chunk_size=decode_chunk_size,
+        motion_bucket_id=motion_bucket_id,
+        noise_aug_strength=noise_aug_strength,
+        fps=fps,
+        num_frames=num_frames,
+        steps=steps,
+        min_guidance=min_guidance,
+        max_guidance=max_guidance,
+        seed=seed,
+        width=width,
+        height=height,
+        fit=fit,
+        decode_chunk_size=decode_chunk_size,
     )
     if batch_size is not None and batch_size < 1:
-        raise InvalidParameterError(f"batch_size={batch_size} is not allowed: use 1 or more, or leave it unset")
+        raise InvalidParameterError(
+            f"batch_size={batch_size} is not allowed: use 1 or more, or leave it unset"
+        )
     if isinstance(model, str):
-        model = load_model(model, device=device, dtype=dtype, offload=offload, forward_chunking=forward_chunking)
+        model = load_model(
+            model,
+            device=device,
+            dtype=dtype,
+            variant=variant,
+            allow_pickle=allow_pickle,
+            offload=offload,
+            forward_chunking=forward_chunking,
+        )
     params = params.resolved(model)
 
     jobs = []
@@ -120,11 +152,13 @@ def generate(
             for pack in packs:
                 for result in engine.run_pack(pack, on_step=bar.step):
                     stem, info = result.job.tag
-                    video = _finish(model, result, _unique(output_name(stem, params), taken), info, format, out)
+                    video = _finish(
+                        model, result, _unique(output_name(stem, params), taken), info, format, out
+                    )
                     results.append(video)
                     bar.video()
         except torch.OutOfMemoryError as error:
-            done = f"; the {len(results)} finished videos are in {out}" if out and results else ""
+            done = f"; the videos finished so far ({len(results)}) are in {out}" if out and results else ""
             raise OutOfMemoryError(f"out of memory on {model.device}: {MEMORY_HINT}{done}") from error
     return results
 
@@ -132,8 +166,13 @@ def generate(
 def _finish(model, result, name: str, info: dict, format: str, out) -> GeneratedVideo:
     """Build the manifest and, with an output folder, write the video and its manifest."""
     params = result.job.params
-    output = {"format": format, "fps": params.fps, "frames": params.num_frames,
-              "width": params.width, "height": params.height}
+    output = {
+        "format": format,
+        "fps": params.fps,
+        "frames": params.num_frames,
+        "width": params.width,
+        "height": params.height,
+    }
     target = None
     if out is not None:
         target = Path(out) / (f"{name}_frames" if format == "png" else f"{name}.{format}")

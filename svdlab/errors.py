@@ -23,3 +23,7 @@ class OutOfMemoryError(SvdlabError):
 
 class SvdlabWarning(UserWarning):
     """A value outside what the real models were trained on: runs, but may look wrong."""
+
+
+class OutputError(SvdlabError):
+    """An output file or folder cannot be written."""

@@ -71,18 +71,26 @@ class GenerationParams(BaseModel):
 
     def warn_outside_training(self, preset) -> None:
         """Warn (and run) where a value lies outside what the real SVD models were trained on."""
-        if self.motion_bucket_id > TRAINED_MAX_BUCKET:
-            _warn(f"motion_bucket_id={self.motion_bucket_id} is above {TRAINED_MAX_BUCKET}, the training range; "
-                  "it runs but extrapolates")
-        if self.noise_aug_strength > TRAINED_MAX_NOISE:
-            _warn(f"noise_aug_strength={self.noise_aug_strength} is above {TRAINED_MAX_NOISE}, the training range; "
-                  "it runs but extrapolates")
-        if not TRAINED_FPS[0] <= self.fps <= TRAINED_FPS[1]:
-            _warn(f"fps={self.fps} is outside {TRAINED_FPS[0]}..{TRAINED_FPS[1]}, the training range; "
-                  "it runs but extrapolates")
+        low_fps, high_fps = TRAINED_FPS
+        checks = [
+            (
+                self.motion_bucket_id > TRAINED_MAX_BUCKET,
+                f"motion_bucket_id={self.motion_bucket_id} is above {TRAINED_MAX_BUCKET}",
+            ),
+            (
+                self.noise_aug_strength > TRAINED_MAX_NOISE,
+                f"noise_aug_strength={self.noise_aug_strength} is above {TRAINED_MAX_NOISE}",
+            ),
+            (not low_fps <= self.fps <= high_fps, f"fps={self.fps} is outside {low_fps}..{high_fps}"),
+        ]
+        for outside, what in checks:
+            if outside:
+                _warn(f"{what}, the training range; it runs but extrapolates")
         if preset.trained_spec and (self.width, self.height) != (preset.width, preset.height):
-            _warn(f"size {self.width}x{self.height} differs from {preset.width}x{preset.height}, "
-                  f"the size {preset.name} was trained at; quality may drop")
+            _warn(
+                f"size {self.width}x{self.height} differs from {preset.width}x{preset.height}, "
+                f"the size {preset.name} was trained at; quality may drop"
+            )
 
 
 def _warn(message: str) -> None:

@@ -30,16 +30,25 @@ def test_a_job_gives_the_same_frames_alone_or_packed_with_others(tiny_model):
 
 
 def test_jobs_of_different_shapes_go_to_different_packs(tiny_model):
-    jobs = [Job(make_image(0), params_for(tiny_model)), Job(make_image(0, 32, 64), params_for(tiny_model, width=32,
-            height=64)), Job(make_image(1), params_for(tiny_model, num_frames=3)), Job(make_image(2), params_for(tiny_model))]
+    jobs = [
+        Job(make_image(0), params_for(tiny_model)),
+        Job(make_image(0, 32, 64), params_for(tiny_model, width=32, height=64)),
+        Job(make_image(1), params_for(tiny_model, num_frames=3)),
+        Job(make_image(2), params_for(tiny_model)),
+    ]
     packs = VideoEngine(tiny_model, batch_size=8).plan(jobs)
     assert [[jobs.index(job) for job in pack] for pack in packs] == [[0, 3], [1], [2]]
 
 
 def test_embeddings_once_per_image_and_latents_once_per_image_seed_and_noise(tiny_model):
     image_a, image_b = make_image(3), make_image(4)
-    jobs = [Job(image, params_for(tiny_model, seed=seed, noise_aug_strength=noise, motion_bucket_id=bucket))
-            for image in (image_a, image_b) for seed in (1, 2) for noise in (0.02, 0.1) for bucket in (40, 200)]
+    jobs = [
+        Job(image, params_for(tiny_model, seed=seed, noise_aug_strength=noise, motion_bucket_id=bucket))
+        for image in (image_a, image_b)
+        for seed in (1, 2)
+        for noise in (0.02, 0.1)
+        for bucket in (40, 200)
+    ]
     engine = VideoEngine(tiny_model, batch_size=3)
     results = list(engine.run(jobs))
     assert len(results) == 16

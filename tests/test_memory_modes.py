@@ -15,7 +15,9 @@ def default_frames(tiny_model):
     return result.frames
 
 
-@pytest.mark.parametrize("memory", [{"offload": "model"}, {"offload": "sequential"}, {"forward_chunking": True}])
+@pytest.mark.parametrize(
+    "memory", [{"offload": "model"}, {"offload": "sequential"}, {"forward_chunking": True}]
+)
 def test_memory_mode_gives_the_default_frames(memory, default_frames):
     model = load_model("tiny-random", device="cpu", **memory)
     assert model.memory == {"offload": "none", "forward_chunking": False, **memory}

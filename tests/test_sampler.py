@@ -35,8 +35,12 @@ def test_karras_sigmas_run_from_sigma_max_to_zero():
 def test_euler_reaches_the_denoised_target_of_a_perfect_denoiser():
     target = torch.randn(2, 3, 4)
     seen = []
-    x = sample_euler(lambda x, sigma: target, torch.randn(2, 3, 4) * 700, karras_sigmas(5, 0.002, 700.0),
-                     callback=seen.append)
+    x = sample_euler(
+        lambda x, sigma: target,
+        torch.randn(2, 3, 4) * 700,
+        karras_sigmas(5, 0.002, 700.0),
+        callback=seen.append,
+    )
     assert torch.allclose(x, target, atol=1e-5)
     assert seen == [0, 1, 2, 3, 4]
 

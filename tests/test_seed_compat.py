@@ -21,14 +21,25 @@ def reference_frames(model, image, p) -> np.ndarray:
     pipe = model.pipeline()
     pipe.set_progress_bar_config(disable=True)
     return pipe(
-        image, height=p.height, width=p.width, num_frames=p.num_frames, num_inference_steps=p.steps,
-        min_guidance_scale=p.min_guidance, max_guidance_scale=p.max_guidance, fps=p.fps,
-        motion_bucket_id=p.motion_bucket_id, noise_aug_strength=p.noise_aug_strength,
-        decode_chunk_size=p.decode_chunk_size, generator=torch.manual_seed(p.seed), output_type="np",
+        image,
+        height=p.height,
+        width=p.width,
+        num_frames=p.num_frames,
+        num_inference_steps=p.steps,
+        min_guidance_scale=p.min_guidance,
+        max_guidance_scale=p.max_guidance,
+        fps=p.fps,
+        motion_bucket_id=p.motion_bucket_id,
+        noise_aug_strength=p.noise_aug_strength,
+        decode_chunk_size=p.decode_chunk_size,
+        generator=torch.manual_seed(p.seed),
+        output_type="np",
     ).frames[0]
 
 
-@pytest.mark.parametrize("settings", COMBINATIONS, ids=lambda s: ",".join(f"{k}={v}" for k, v in s.items()) or "defaults")
+@pytest.mark.parametrize(
+    "settings", COMBINATIONS, ids=lambda s: ",".join(f"{k}={v}" for k, v in s.items()) or "defaults"
+)
 def test_frames_equal_diffusers_pipeline(tiny_model, settings):
     p = params_for(tiny_model, **settings)
     image = make_image(1, p.width, p.height)
@@ -44,7 +55,12 @@ def test_the_comparison_is_sensitive_to_every_setting(tiny_model):
     image = make_image(1)
     base = params_for(tiny_model)
     (reference,) = VideoEngine(tiny_model).run([Job(image, base)])
-    for change in ({"motion_bucket_id": 300}, {"noise_aug_strength": 0.4}, {"fps": 12}, {"seed": 7},
-                   {"max_guidance": 1.0}):
+    for change in (
+        {"motion_bucket_id": 300},
+        {"noise_aug_strength": 0.4},
+        {"fps": 12},
+        {"seed": 7},
+        {"max_guidance": 1.0},
+    ):
         (other,) = VideoEngine(tiny_model).run([Job(image, params_for(tiny_model, **change))])
         assert (other.frames - reference.frames).abs().max() > 1e-3, change

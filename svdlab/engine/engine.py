@@ -151,19 +151,25 @@ class VideoEngine:
         ]
 
     def _denoiser(self, pack: list[Job], prepared: list[_Prepared]):
-        """The SVD denoiser for a pack: per-job time ids, per-frame guidance, no unconditional rows where unneeded."""
+        """The denoiser of a pack: per-job time ids, per-frame guidance, unconditional rows only if needed."""
         model, device, dtype = self.model, self.model.device, self.model.dtype
         frames = pack[0].params.num_frames
         guided = [i for i, job in enumerate(pack) if uses_guidance(job.params)]
         embeds = torch.stack([item.embedding for item in prepared]).to(device, dtype)
         concat = torch.stack([item.latent for item in prepared]).to(device, dtype)
-        ids = torch.tensor([time_ids(j.params.fps, j.params.motion_bucket_id, j.params.noise_aug_strength)
-                            for j in pack], dtype=dtype, device=device)
-        scales = torch.stack([
+        ids = torch.tensor(
+            [time_ids(j.params.fps, j.params.motion_bucket_id, j.params.noise_aug_strength) for j in pack],
+            dtype=dtype,
+            device=device,
+        )
+        ramps = [
             torch.linspace(pack[i].params.min_guidance, pack[i].params.max_guidance, frames) for i in guided
-        ]).to(device).view(len(guided), frames, 1, 1, 1) if guided else None
+        ]
+        scales = torch.stack(ramps).to(device).view(-1, frames, 1, 1, 1) if guided else None
         row_embeds = torch.cat([torch.zeros_like(embeds[guided]), embeds])
-        row_concat = torch.cat([torch.zeros_like(concat[guided]), concat]).unsqueeze(1).expand(-1, frames, -1, -1, -1)
+        row_concat = (
+            torch.cat([torch.zeros_like(concat[guided]), concat]).unsqueeze(1).expand(-1, frames, -1, -1, -1)
+        )
         row_ids = torch.cat([ids[guided], ids])
         unconditional = len(guided)
 

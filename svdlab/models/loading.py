@@ -173,9 +173,11 @@ def _download(repo_id: str, variant: str | None, allow_pickle: bool) -> Path:
             repo_id, variant=variant, use_safetensors=None if allow_pickle else True
         )
     except Exception as error:  # huggingface_hub raises many kinds; all mean "not available here"
-        reason = str(error).strip().split(" (")[0].splitlines()[0] if str(error).strip() else type(error).__name__
+        reason = (
+            str(error).strip().split(" (")[0].splitlines()[0] if str(error).strip() else type(error).__name__
+        )
         raise ModelNotAvailableError(
-            f"cannot get {repo_id}: the model hub is unreachable or refused and there is no complete cached copy "
+            f"cannot get {repo_id}: the model hub is unreachable or refused, and no complete copy is cached "
             f"({reason[:120]}); offline, use a local diffusers folder (--model PATH) "
             "or a built-in model (--model tiny-random)"
         ) from error
@@ -197,7 +199,9 @@ def load_model(
     device = torch.device(device) if device is not None else default_device()
     dtype = resolve_dtype(dtype, device)
     if offload not in OFFLOAD_MODES:
-        raise InvalidParameterError(f"offload={offload!r} is not allowed: choose one of {', '.join(OFFLOAD_MODES)}")
+        raise InvalidParameterError(
+            f"offload={offload!r} is not allowed: choose one of {', '.join(OFFLOAD_MODES)}"
+        )
     memory = {"offload": offload, "forward_chunking": forward_chunking}
     name = str(name_or_path)
     preset = PRESETS.get(name)

@@ -1,0 +1,56 @@
+"""svdlab.generate from Python: inputs of every kind, frames plus manifest, failures."""
+
+import numpy as np
+import pytest
+import torch
+
+import svdlab
+from svdlab.errors import InvalidImageError, OutOfMemoryError
+from tests.conftest import make_image
+
+
+def test_generate_returns_frames_and_manifest_without_writing(tiny_model):
+    (video,) = svdlab.generate(make_image(0), tiny_model, steps=2, motion_bucket_id=90, seed=3)
+    assert video.frames.shape == (4, 3, 48, 64) and video.path is None
+    assert 0 <= video.frames.min() and video.frames.max() <= 1
+    assert video.manifest["params"]["motion_bucket_id"] == 90 and video.manifest["params"]["seed"] == 3
+    assert video.source == "<PIL image 64x48>"
+
+
+def test_every_in_memory_input_kind_gives_the_same_video(tiny_model):
+    image = make_image(1)
+    array = np.array(image)
+    tensor = torch.from_numpy(array).permute(2, 0, 1).float() / 255
+    videos = svdlab.generate([image, array, tensor, tensor[None]], tiny_model, steps=2, batch_size=4)
+    assert len(videos) == 4
+    for video in videos[1:]:
+        assert torch.allclose(video.frames, videos[0].frames, atol=1e-5)
+
+
+def test_bad_image_raises_before_any_work_unless_a_handler_is_given(tiny_model, tmp_path):
+    missing = tmp_path / "missing.png"
+    with pytest.raises(InvalidImageError, match="missing.png"):
+        svdlab.generate([make_image(0), missing], tiny_model, steps=2)
+    seen = []
+    videos = svdlab.generate(
+        [missing, make_image(0)], tiny_model, steps=2, on_image_error=lambda name, error: seen.append(name)
+    )
+    assert len(videos) == 1 and seen == [str(missing)]
+
+
+def test_out_of_memory_keeps_finished_videos_and_says_what_to_do(tiny_model, tmp_path, monkeypatch):
+    from svdlab.engine import VideoEngine
+
+    original = VideoEngine.run_pack
+    calls = []
+
+    def fail_second_pack(self, pack, on_step=None):
+        calls.append(pack)
+        if len(calls) == 2:
+            raise torch.OutOfMemoryError("CUDA out of memory")
+        yield from original(self, pack, on_step)
+
+    monkeypatch.setattr(VideoEngine, "run_pack", fail_second_pack)
+    with pytest.raises(OutOfMemoryError, match=r"--offload model.*finished so far \(1\) are in"):
+        svdlab.generate([make_image(0), make_image(1)], tiny_model, steps=2, batch_size=1, out=tmp_path)
+    assert len(list(tmp_path.glob("*.mp4"))) == 1 and len(list(tmp_path.glob("*.json"))) == 1

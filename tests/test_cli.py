@@ -1,0 +1,135 @@
+"""The svdlab command line: generate end to end on tiny-random, errors, warnings, models."""
+
+import json
+
+import av
+import pytest
+from typer.testing import CliRunner
+
+from svdlab.cli import app
+from tests.conftest import make_image
+
+FAST_ARGS = ["--steps", "2", "--quiet"]
+
+
+@pytest.fixture
+def runner():
+    return CliRunner()
+
+
+def test_generate_writes_videos_and_manifests(runner, tmp_path):
+    images = []
+    for i in range(2):
+        images.append(tmp_path / f"photo{i}.png")
+        make_image(i, 160, 90).save(images[-1])
+    out = tmp_path / "out"
+    result = runner.invoke(
+        app,
+        [
+            "generate",
+            *map(str, images),
+            "--motion-bucket-id",
+            "180",
+            "--fps",
+            "8",
+            "--out",
+            str(out),
+            *FAST_ARGS,
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    videos = sorted(out.glob("*.mp4"))
+    assert [v.name for v in videos] == [
+        "photo0_mb180_aug0.02_fps8_seed42.mp4",
+        "photo1_mb180_aug0.02_fps8_seed42.mp4",
+    ]
+    with av.open(str(videos[0])) as container:
+        stream = container.streams.video[0]
+        assert stream.codec_context.name == "h264"
+        assert (stream.width, stream.height) == (64, 48)
+        assert sum(1 for _ in container.decode(stream)) == 4
+    manifest = json.loads(videos[0].with_suffix(".json").read_text())
+    assert manifest["params"]["motion_bucket_id"] == 180 and manifest["params"]["seed"] == 42
+    assert manifest["params"]["steps"] == 2 and manifest["params"]["fit"] == "crop"
+    assert manifest["model"]["name"] == "tiny-random" and len(manifest["model"]["weights_sha256"]) == 64
+    assert manifest["image"]["source"] == str(images[0]) and manifest["image"]["original_size"] == [160, 90]
+    assert set(manifest["versions"]) >= {"svdlab", "diffusers", "torch", "transformers"}
+    assert manifest["timings"]["sampling_s"] > 0 and manifest["output"]["file"] == videos[0].name
+    assert not list(out.glob(".*"))  # no temp files left behind
+
+
+def test_one_bad_image_is_reported_and_the_others_still_run(runner, tmp_path):
+    good = tmp_path / "good.png"
+    make_image(0).save(good)
+    bad = tmp_path / "notes.txt"
+    bad.write_text("not an image")
+    out = tmp_path / "out"
+    result = runner.invoke(
+        app, ["generate", str(bad), str(good), "--out", str(out), "--format", "gif", *FAST_ARGS]
+    )
+    assert result.exit_code == 2
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "notes.txt" in errors[0]
+    assert "Traceback" not in result.output
+    assert [p.name for p in out.glob("*.gif")] == ["good_mb127_aug0.02_fps7_seed42.gif"]
+
+
+@pytest.mark.parametrize(
+    ("args", "phrase"),
+    [
+        (["--num-frames", "0"], "num_frames=0"),
+        (["--steps", "0"], "steps=0"),
+        (["--size", "30x30"], "width=30 is not a multiple of 4"),
+        (["--size", "wide"], "size='wide'"),
+        (["--model", "no-such-model"], "unknown model 'no-such-model'"),
+        (["--format", "avi"], "format='avi'"),
+        (["--fit", "zoom"], "fit='zoom'"),
+        (["--offload", "disk"], "offload='disk'"),
+    ],
+)
+def test_impossible_values_fail_before_any_work(runner, tmp_path, args, phrase):
+    image = tmp_path / "a.png"
+    make_image(0).save(image)
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["generate", str(image), "--out", str(out), *FAST_ARGS, *args])
+    assert result.exit_code == 2
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:") and phrase in lines[0], result.output
+    assert not out.exists()
+
+
+def test_values_outside_training_warn_and_still_make_the_video(runner, tmp_path):
+    image = tmp_path / "a.png"
+    make_image(0).save(image)
+    out = tmp_path / "out"
+    result = runner.invoke(
+        app,
+        [
+            "generate",
+            str(image),
+            "--motion-bucket-id",
+            "300",
+            "--noise-aug-strength",
+            "0.4",
+            "--out",
+            str(out),
+            *FAST_ARGS,
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "warning: motion_bucket_id=300 is above 255" in result.output
+    assert "warning: noise_aug_strength=0.4 is above 0.15" in result.output
+    assert len(list(out.glob("*.mp4"))) == 1
+
+
+def test_models_lists_the_presets(runner):
+    result = runner.invoke(app, ["models"], env={"COLUMNS": "250"})
+    assert result.exit_code == 0
+    for name in (
+        "svd",
+        "svd-xt",
+        "svd-xt-1.1",
+        "tiny-random",
+        "stabilityai/stable-video-diffusion-img2vid-xt",
+    ):
+        assert name in result.output
