@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import torch
 
 CANDIDATE_SIZES = (1, 2, 4, 8, 16)
-SLOWER_BY = 1.05  # stop growing once a size is this much slower per job than the best so far
+GAIN_NEEDED = 1.03  # grow a pack only while that makes each job at least 3 % faster
 
 
 def pack_key(params) -> tuple[int, int, int, int]:
@@ -73,10 +73,9 @@ class BatchSizer:
                 per_job = _timed(model, inputs) / size
             except torch.OutOfMemoryError:
                 break
-            if per_job < best_time:
-                best_size, best_time = size, per_job
-            elif per_job > best_time * SLOWER_BY:
+            if per_job * GAIN_NEEDED >= best_time:
                 break
+            best_size, best_time = size, per_job
         return best_size
 
 
