@@ -21,6 +21,7 @@ import psutil
 import torch
 
 from svdlab.engine import Job, VideoEngine
+from svdlab.engine.reference import diffusers_frames
 from svdlab.media import fit_image, load_image
 from svdlab.models import load_model
 from svdlab.params import make_params
@@ -80,25 +81,7 @@ def workloads(model, steps: int | None):
 
 def run_diffusers(pipe, jobs):
     """One pipeline call per job, as the classic scripts loop."""
-    frames = []
-    for image, p in jobs:
-        out = pipe(
-            image,
-            height=p.height,
-            width=p.width,
-            num_frames=p.num_frames,
-            num_inference_steps=p.steps,
-            min_guidance_scale=p.min_guidance,
-            max_guidance_scale=p.max_guidance,
-            fps=p.fps,
-            motion_bucket_id=p.motion_bucket_id,
-            noise_aug_strength=p.noise_aug_strength,
-            decode_chunk_size=p.decode_chunk_size,
-            generator=torch.manual_seed(p.seed),
-            output_type="pt",
-        )
-        frames.append(out.frames[0].float().cpu())
-    return frames
+    return [diffusers_frames(pipe, image, params) for image, params in jobs]
 
 
 def run_svdlab(model, jobs):

@@ -1,10 +1,10 @@
 """svdlab's frames equal StableVideoDiffusionPipeline's for the same image, seed and settings."""
 
-import numpy as np
 import pytest
 import torch
 
 from svdlab.engine import Job, VideoEngine
+from svdlab.engine.reference import diffusers_frames
 from tests.conftest import make_image, params_for
 
 COMBINATIONS = [
@@ -17,24 +17,10 @@ COMBINATIONS = [
 ]
 
 
-def reference_frames(model, image, p) -> np.ndarray:
+def reference_frames(model, image, params) -> torch.Tensor:
     pipe = model.pipeline()
     pipe.set_progress_bar_config(disable=True)
-    return pipe(
-        image,
-        height=p.height,
-        width=p.width,
-        num_frames=p.num_frames,
-        num_inference_steps=p.steps,
-        min_guidance_scale=p.min_guidance,
-        max_guidance_scale=p.max_guidance,
-        fps=p.fps,
-        motion_bucket_id=p.motion_bucket_id,
-        noise_aug_strength=p.noise_aug_strength,
-        decode_chunk_size=p.decode_chunk_size,
-        generator=torch.manual_seed(p.seed),
-        output_type="np",
-    ).frames[0]
+    return diffusers_frames(pipe, image, params)
 
 
 @pytest.mark.parametrize(
@@ -44,10 +30,9 @@ def test_frames_equal_diffusers_pipeline(tiny_model, settings):
     p = params_for(tiny_model, **settings)
     image = make_image(1, p.width, p.height)
     (result,) = VideoEngine(tiny_model).run([Job(image, p)])
-    ours = result.frames.permute(0, 2, 3, 1).numpy()
     reference = reference_frames(tiny_model, image, p)
-    assert ours.shape == reference.shape == (p.num_frames, p.height, p.width, 3)
-    assert np.abs(ours - reference).max() <= 1e-4
+    assert result.frames.shape == reference.shape == (p.num_frames, 3, p.height, p.width)
+    assert (result.frames - reference).abs().max() <= 1e-4
 
 
 def test_the_comparison_is_sensitive_to_every_setting(tiny_model):
