@@ -102,6 +102,8 @@ class VideoEngine:
         latents = sample_euler(
             denoise, noise, sigmas.to(self.model.device), callback=(lambda _: on_step()) if on_step else None
         )
+        if self.model.device.type == "cuda":
+            torch.cuda.synchronize()  # so that sampling_s holds the sampling, not just its launch
         sampled = time.perf_counter()
         for job, video_latents in zip(pack, latents):
             decode_start = time.perf_counter()
@@ -118,36 +120,34 @@ class VideoEngine:
         """Embeddings, augmented latents and starting noise, drawn in diffusers' order per job."""
         scale = self.model.vae_scale_factor
         channels = self.model.vae.config.latent_channels
-        pixels, augmented, noises, latent_keys = {}, {}, [], []
+        to_embed, to_encode, keys, noises = {}, {}, [], []
         for job in pack:
             p = job.params
             digest = image_digest(job.image)
-            pixels.setdefault(digest, None)
-            generator = torch.Generator("cpu").manual_seed(p.seed)
             image = image_to_tensor(job.image)
+            generator = torch.Generator("cpu").manual_seed(p.seed)
             augmentation = torch.randn(image.shape, generator=generator)
             shape = (1, p.num_frames, channels, p.height // scale, p.width // scale)
             noises.append(torch.randn(shape, generator=generator) * initial_noise_scale(sigmas))
             key = (digest, p.seed, p.noise_aug_strength)
-            latent_keys.append(key)
+            keys.append(key)
+            if self.embeddings.get(digest) is None:
+                to_embed[digest] = image
             if self.latents.get(key) is None:
-                augmented[key] = image + p.noise_aug_strength * augmentation
-            if pixels[digest] is None and self.embeddings.get(digest) is None:
-                pixels[digest] = image
-        missing = [digest for digest, image in pixels.items() if image is not None]
-        if missing:
-            embeds = clip_embeddings(self.model, torch.cat([pixels[d] for d in missing]))
-            self.counts["clip"] += len(missing)
-            for digest, embed in zip(missing, embeds):
+                to_encode[key] = image + p.noise_aug_strength * augmentation
+        if to_embed:
+            embeds = clip_embeddings(self.model, torch.cat(list(to_embed.values())))
+            self.counts["clip"] += len(to_embed)
+            for digest, embed in zip(to_embed, embeds):
                 self.embeddings.put(digest, embed)
-        if augmented:
-            encoded = vae_latents(self.model, torch.cat(list(augmented.values())))
-            self.counts["vae_encode"] += len(augmented)
-            for key, latent in zip(augmented, encoded):
+        if to_encode:
+            encoded = vae_latents(self.model, torch.cat(list(to_encode.values())))
+            self.counts["vae_encode"] += len(to_encode)
+            for key, latent in zip(to_encode, encoded):
                 self.latents.put(key, latent)
         return [
             _Prepared(self.embeddings.get(key[0]), self.latents.get(key), noise)
-            for key, noise in zip(latent_keys, noises)
+            for key, noise in zip(keys, noises)
         ]
 
     def _denoiser(self, pack: list[Job], prepared: list[_Prepared]):

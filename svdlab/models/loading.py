@@ -173,9 +173,8 @@ def _download(repo_id: str, variant: str | None, allow_pickle: bool) -> Path:
             repo_id, variant=variant, use_safetensors=None if allow_pickle else True
         )
     except Exception as error:  # huggingface_hub raises many kinds; all mean "not available here"
-        reason = (
-            str(error).strip().split(" (")[0].splitlines()[0] if str(error).strip() else type(error).__name__
-        )
+        text = str(error).strip()
+        reason = text.split(" (")[0].splitlines()[0] if text else type(error).__name__
         raise ModelNotAvailableError(
             f"cannot get {repo_id}: the model hub is unreachable or refused, and no complete copy is cached "
             f"({reason[:120]}); offline, use a local diffusers folder (--model PATH) "
@@ -229,7 +228,7 @@ def load_model(
     _check_weights_safe(folder, allow_pickle)
     try:
         pipe = StableVideoDiffusionPipeline.from_pretrained(
-            folder, variant=variant, use_safetensors=None if allow_pickle else True
+            folder, torch_dtype=dtype, variant=variant, use_safetensors=None if allow_pickle else True
         )
     except (OSError, ValueError) as error:
         raise ModelNotAvailableError(f"cannot load {folder}: {str(error).splitlines()[0]}") from error
