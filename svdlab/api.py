@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,16 +10,8 @@ import torch
 
 from svdlab.engine import Job, VideoEngine
 from svdlab.errors import InvalidParameterError, OutOfMemoryError, SvdlabError
-from svdlab.media import (
-    VIDEO_FORMATS,
-    describe_source,
-    fit_image,
-    load_image,
-    source_stem,
-    write_json_atomic,
-    write_video,
-)
-from svdlab.media.manifest import build_manifest
+from svdlab.media import VIDEO_FORMATS, describe_source, fit_image, load_image, source_stem
+from svdlab.media.manifest import build_manifest, image_info, output_info, save_video, video_path
 from svdlab.models import SVDModel, load_model
 from svdlab.params import GenerationParams, make_params, parse_size
 from svdlab.progress import generation_progress
@@ -136,12 +127,7 @@ def generate(
             on_image_error(name, error)
             continue
         fitted = fit_image(image, params.width, params.height, params.fit)
-        info = {
-            "source": name,
-            "original_size": list(image.size),
-            "pixels_sha256": hashlib.sha256(image.tobytes()).hexdigest(),
-            "fit": params.fit,
-        }
+        info = image_info(name, image, params.fit)
         jobs.append(Job(image=fitted, params=params, tag=(source_stem(source), info)))
 
     engine = VideoEngine(model, batch_size=batch_size)
@@ -166,19 +152,8 @@ def generate(
 def _finish(model, result, name: str, info: dict, format: str, out) -> GeneratedVideo:
     """Build the manifest and, with an output folder, write the video and its manifest."""
     params = result.job.params
-    output = {
-        "format": format,
-        "fps": params.fps,
-        "frames": params.num_frames,
-        "width": params.width,
-        "height": params.height,
-    }
-    target = None
-    if out is not None:
-        target = Path(out) / (f"{name}_frames" if format == "png" else f"{name}.{format}")
-        output["file"] = target.name
-    manifest = build_manifest(model, params, info, result.timings, output)
+    target = video_path(Path(out), name, format) if out is not None else None
+    manifest = build_manifest(model, params, info, result.timings, output_info(params, format, target))
     if target is not None:
-        target = write_video(result.frames, target, fps=params.fps, format=format)
-        write_json_atomic(target.parent / f"{name}.json", manifest)
+        target = save_video(result.frames, params.fps, format, target, manifest)
     return GeneratedVideo(source=info["source"], frames=result.frames, manifest=manifest, path=target)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import warnings
 from pathlib import Path
 from typing import Annotated
@@ -19,8 +20,14 @@ out_console = Console()
 err_console = Console(stderr=True)
 
 
+_shown_warnings: set[str] = set()
+
+
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    err_console.print(f"[yellow]warning:[/] {message}", highlight=False)
+    """Print each distinct warning once, on one line."""
+    if str(message) not in _shown_warnings:
+        _shown_warnings.add(str(message))
+        err_console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
 
 
 def fail(message: str) -> typer.Exit:
@@ -136,3 +143,92 @@ def generate(
         out_console.print(f"{video.source} -> {video.path}", highlight=False, soft_wrap=True)
     if failures:
         raise typer.Exit(code=2)
+
+
+@app.command()
+def sweep(
+    spec: Annotated[Path, typer.Argument(help="Sweep spec (TOML).")],
+    dry_run: Annotated[
+        bool, typer.Option(help="Print the jobs, packs and estimated time; make nothing.")
+    ] = False,
+    fresh: Annotated[
+        bool, typer.Option(help="Forget this experiment's finished jobs and run all again.")
+    ] = False,
+    runs_dir: Annotated[Path, typer.Option(help="Folder holding the store and the videos.")] = Path("runs"),
+    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+) -> None:
+    """Run a parameter sweep; finished jobs are skipped, so an interrupted sweep resumes."""
+    from svdlab.experiments.runner import open_sweep, run_sweep
+
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        planned = open_sweep(spec, runs_dir, fresh=fresh)
+        skipped = len(planned.jobs) - len(planned.todo)
+        if dry_run:
+            packs = planned.packs()
+            minutes = planned.engine.estimate_seconds(packs) / 60
+            out_console.print(
+                f"{planned.spec.name}: {len(planned.jobs)} jobs, {skipped} already done, "
+                f"{len(planned.todo)} to run in {len(packs)} packs of sizes "
+                f"{[len(pack) for pack in packs]}; about {minutes:.1f} min on {planned.model.device}"
+            )
+            return
+        made = run_sweep(planned, fresh=fresh, progress=not quiet)
+    except SvdlabError as error:
+        raise fail(str(error)) from None
+    except KeyboardInterrupt:
+        raise fail(
+            f"interrupted; finished jobs are saved in {runs_dir}; run the same command to resume"
+        ) from None
+    out_console.print(
+        f"{planned.spec.name}: {made} videos made, {skipped} already done, in {runs_dir / planned.spec.name}",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+runs_app = typer.Typer(help="Look at the experiments in a runs folder.", no_args_is_help=True)
+app.add_typer(runs_app, name="runs")
+RUNS_DIR_OPTION = typer.Option(help="Folder holding the store.")
+
+
+@runs_app.command("list")
+def runs_list(runs_dir: Annotated[Path, RUNS_DIR_OPTION] = Path("runs")) -> None:
+    """List the experiments with their job counts."""
+    from svdlab.experiments.store import Store
+
+    table = Table("experiment", "model", "done", "failed", "updated")
+    for row in Store(runs_dir).experiments():
+        table.add_row(
+            row["name"], row["model"], str(row["done"] or 0), str(row["failed"] or 0), row["updated"]
+        )
+    out_console.print(table)
+
+
+@runs_app.command("show")
+def runs_show(name: str, runs_dir: Annotated[Path, RUNS_DIR_OPTION] = Path("runs")) -> None:
+    """Show one experiment's jobs with their swept values and metrics."""
+    from svdlab.experiments.store import Store
+
+    store = Store(runs_dir)
+    if not store.has_experiment(name):
+        raise fail(f"no experiment {name!r} in {runs_dir}; `svdlab runs list` shows the names")
+    rows = store.results(name)
+    hidden = ("key", "error", "video", "status")
+    columns = list(dict.fromkeys(key for row in rows for key in row if key not in hidden))
+    table = Table(*columns)
+    for row in rows:
+        table.add_row(*(_cell(row.get(column)) for column in columns))
+    out_console.print(table)
+
+
+def _cell(value) -> str:
+    if isinstance(value, str) and ("/" in value or "\\" in value):
+        return Path(value).name
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "" if value is None else str(value)

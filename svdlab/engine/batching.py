@@ -39,6 +39,7 @@ class BatchSizer:
 
     def __init__(self):
         self.best: dict[tuple, int] = {}
+        self.seconds: dict[tuple, float] = {}
 
     def size_for(self, model, key: tuple, guided: bool, available: int) -> int:
         """The remembered or freshly measured best pack size, at most `available`."""
@@ -49,34 +50,44 @@ class BatchSizer:
             self.best[cache_key] = self._measure(model, key, guided, available)
         return min(self.best[cache_key], available)
 
-    @torch.inference_mode()
+    def call_seconds(self, model, key: tuple, guided: bool, size: int) -> float:
+        """Wall time of one UNet call for a pack of `size` jobs (measured once, then remembered)."""
+        cache_key = (id(model.unet), str(model.device), model.dtype, key, guided, size)
+        if cache_key not in self.seconds:
+            inputs = _dummy_inputs(model, key, size * (2 if guided else 1))
+            with torch.inference_mode():
+                if not self.seconds:
+                    _timed(model, inputs)  # warm-up: the first call pays for allocations and kernel choice
+                self.seconds[cache_key] = _timed(model, inputs)
+        return self.seconds[cache_key]
+
     def _measure(self, model, key: tuple, guided: bool, available: int) -> int:
-        frames, height, width, _ = key
-        config = model.unet.config
-        scale = model.vae_scale_factor
-        rows_per_job = 2 if guided else 1
         best_size, best_time = 1, float("inf")
         for size in (s for s in CANDIDATE_SIZES if s <= available):
-            rows = size * rows_per_job
-            shape = (rows, frames, config.in_channels, height // scale, width // scale)
-            inputs = {
-                "sample": torch.zeros(shape, device=model.device, dtype=model.dtype),
-                "timestep": torch.tensor(0.5, device=model.device),
-                "encoder_hidden_states": torch.zeros(
-                    rows, 1, config.cross_attention_dim, device=model.device, dtype=model.dtype
-                ),
-                "added_time_ids": torch.zeros(rows, 3, device=model.device, dtype=model.dtype),
-            }
             try:
-                if size == 1:
-                    _timed(model, inputs)  # warm-up: the first call pays for allocations and kernel choice
-                per_job = _timed(model, inputs) / size
+                per_job = self.call_seconds(model, key, guided, size) / size
             except torch.OutOfMemoryError:
                 break
             if per_job * GAIN_NEEDED >= best_time:
                 break
             best_size, best_time = size, per_job
         return best_size
+
+
+def _dummy_inputs(model, key: tuple, rows: int) -> dict:
+    """UNet inputs of the pack's shape (values do not change the time)."""
+    frames, height, width, _ = key
+    config = model.unet.config
+    scale = model.vae_scale_factor
+    shape = (rows, frames, config.in_channels, height // scale, width // scale)
+    return {
+        "sample": torch.zeros(shape, device=model.device, dtype=model.dtype),
+        "timestep": torch.tensor(0.5, device=model.device),
+        "encoder_hidden_states": torch.zeros(
+            rows, 1, config.cross_attention_dim, device=model.device, dtype=model.dtype
+        ),
+        "added_time_ids": torch.zeros(rows, 3, device=model.device, dtype=model.dtype),
+    }
 
 
 def _timed(model, inputs: dict) -> float:

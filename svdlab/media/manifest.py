@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import platform
 from datetime import datetime, timezone
 from importlib import metadata
+from pathlib import Path
+
+from svdlab.media.atomic import write_json_atomic
+from svdlab.media.export import write_video
 
 PACKAGES = ("svdlab", "diffusers", "transformers", "torch", "accelerate")
 
@@ -32,3 +37,39 @@ def build_manifest(model, params, image: dict, timings: dict, output: dict) -> d
         "timings": {key: round(value, 4) for key, value in timings.items()},
         "output": output,
     }
+
+
+def image_info(source: str, image, fit: str) -> dict:
+    """The manifest's description of an input image: its name, size, pixel hash and how it was fitted."""
+    return {
+        "source": source,
+        "original_size": list(image.size),
+        "pixels_sha256": hashlib.sha256(image.tobytes()).hexdigest(),
+        "fit": fit,
+    }
+
+
+def video_path(folder: Path, name: str, format: str) -> Path:
+    """Where a video named `name` goes: a file with the format's suffix, or a folder of PNG frames."""
+    return folder / (f"{name}_frames" if format == "png" else f"{name}.{format}")
+
+
+def output_info(params, format: str, target: Path | None) -> dict:
+    """The manifest's description of the video file."""
+    info = {
+        "format": format,
+        "fps": params.fps,
+        "frames": params.num_frames,
+        "width": params.width,
+        "height": params.height,
+    }
+    if target is not None:
+        info["file"] = target.name
+    return info
+
+
+def save_video(frames, fps: int, format: str, target: Path, manifest: dict) -> Path:
+    """Write the video, then its manifest beside it (same name, .json), each atomically."""
+    path = write_video(frames, target, fps=fps, format=format)
+    write_json_atomic(path.with_suffix(".json"), manifest)
+    return path

@@ -1,0 +1,103 @@
+"""The sweep runner: planned jobs through the engine in packs; each video written, measured and recorded
+before the next pack starts, so a killed sweep resumes where it stopped."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from svdlab.engine import VideoEngine
+from svdlab.errors import OutOfMemoryError
+from svdlab.experiments.planner import PlannedJob, plan_sweep
+from svdlab.experiments.spec import SweepSpec, load_spec
+from svdlab.experiments.store import Store
+from svdlab.media.manifest import build_manifest, output_info, save_video, video_path
+from svdlab.metrics import measure_video
+from svdlab.models import load_model
+from svdlab.progress import generation_progress
+
+MEMORY_HINT = "run the sweep again to resume; to use less memory set decode_chunk_size in [fixed]"
+
+
+@dataclass
+class Sweep:
+    """A loaded sweep: its spec, model, planned jobs, store and the jobs still to run."""
+
+    spec: SweepSpec
+    model: object
+    jobs: list[PlannedJob]
+    store: Store
+    todo: list[PlannedJob]
+    engine: VideoEngine
+
+    @property
+    def folder(self) -> Path:
+        """Where this experiment's videos and manifests go."""
+        return self.store.runs_dir / self.spec.name
+
+    def packs(self) -> list[list]:
+        """The engine packs the remaining jobs will run in."""
+        return self.engine.plan([job.engine_job() for job in self.todo])
+
+
+def open_sweep(spec_path: str | Path, runs_dir: str | Path = "runs", fresh: bool = False) -> Sweep:
+    """Load the spec and model, plan the jobs, and find which are not finished yet."""
+    spec_path = Path(spec_path)
+    spec = load_spec(spec_path)
+    model = load_model(spec.model)
+    jobs = plan_sweep(spec, model, spec_path.parent)
+    store = Store(runs_dir)
+    done = set() if fresh else store.finished_keys(spec.name)
+    todo = [job for job in jobs if job.key not in done]
+    return Sweep(spec, model, jobs, store, todo, VideoEngine(model))
+
+
+def run_sweep(sweep: Sweep, fresh: bool = False, progress: bool = True) -> int:
+    """Run the remaining jobs; returns how many videos were made."""
+    sweep.store.start_experiment(sweep.spec.name, sweep.spec.model_dump(), sweep.model.name, fresh=fresh)
+    packs = sweep.packs()
+    made = 0
+    with generation_progress(sum(p[0].params.steps for p in packs), len(sweep.todo), progress) as bar:
+        try:
+            for pack in packs:
+                for result in sweep.engine.run_pack(pack, on_step=bar.step):
+                    _finish(sweep, result)
+                    made += 1
+                    bar.video()
+        except torch.OutOfMemoryError as error:
+            raise OutOfMemoryError(
+                f"out of memory on {sweep.model.device} after {made} videos: {MEMORY_HINT}"
+            ) from error
+    return made
+
+
+def _finish(sweep: Sweep, result) -> None:
+    """Write, measure and record one finished video."""
+    job: PlannedJob = result.job.tag
+    format = sweep.spec.outputs.format
+    target = video_path(sweep.folder, f"{job.stem}-{job.key}", format)
+    manifest = build_manifest(
+        sweep.model, job.params, job.info, result.timings, output_info(job.params, format, target)
+    )
+    metrics = measure_video(result.frames, job.image)
+    manifest.update(
+        {"experiment": sweep.spec.name, "job_key": job.key, "swept": job.swept, "metrics": metrics}
+    )
+    path = save_video(result.frames, job.params.fps, format, target, manifest)
+    video = {
+        "path": str(path.relative_to(sweep.store.runs_dir)),
+        "manifest": str(path.with_suffix(".json").relative_to(sweep.store.runs_dir)),
+        "sha256": _content_sha256(path),
+    }
+    sweep.store.record_done(sweep.spec.name, job, manifest, video, metrics)
+
+
+def _content_sha256(path: Path) -> str:
+    """SHA-256 of a file, or of a folder's files in name order."""
+    digest = hashlib.sha256()
+    for file in sorted(path.iterdir()) if path.is_dir() else [path]:
+        digest.update(file.read_bytes())
+    return digest.hexdigest()

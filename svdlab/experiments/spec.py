@@ -1,0 +1,146 @@
+"""Sweep specs: a TOML file naming a model, images, a grid of parameter lists and fixed values."""
+
+from __future__ import annotations
+
+import glob
+import itertools
+import sys
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from svdlab.errors import InvalidParameterError
+from svdlab.params import GenerationParams, make_params, parse_size
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+PARAMETERS = (*GenerationParams.model_fields, "size")
+
+
+def _check_parameters(values: dict[str, Any], section: str) -> None:
+    """Every key of a section names a generation parameter."""
+    for key in values:
+        if key not in PARAMETERS:
+            raise ValueError(
+                f"{section}.{key} is not a generation parameter; allowed: {', '.join(PARAMETERS)}"
+            )
+
+
+class OutputsSpec(BaseModel):
+    """Where and how the videos are written."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format: Literal["mp4", "webm", "gif", "webp", "png"] = "mp4"
+
+
+class WandbSpec(BaseModel):
+    """Weights & Biases tracking: project, entity and group of the runs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    project: str
+    entity: str | None = None
+    group: str | None = None
+
+
+class TrackersSpec(BaseModel):
+    """Trackers besides the local store, which is always on."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    wandb: WandbSpec | None = None
+
+
+class SweepSpec(BaseModel):
+    """A parameter study: every combination of the grid's lists, for every image."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=100)
+    model: str = "tiny-random"
+    images: list[str] = Field(min_length=1)
+    grid: dict[str, list[Any]] = Field(default_factory=dict)
+    fixed: dict[str, Any] = Field(default_factory=dict)
+    outputs: OutputsSpec = Field(default_factory=OutputsSpec)
+    trackers: TrackersSpec = Field(default_factory=TrackersSpec)
+
+    @field_validator("grid")
+    @classmethod
+    def _grid_lists(cls, grid: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        _check_parameters(grid, "grid")
+        for key, values in grid.items():
+            if not values:
+                raise ValueError(f"grid.{key} is an empty list; give at least one value")
+            for index, value in enumerate(values):
+                _check_value(f"grid.{key}[{index}]", key, value)
+        return grid
+
+    @field_validator("fixed")
+    @classmethod
+    def _fixed_values(cls, fixed: dict[str, Any]) -> dict[str, Any]:
+        _check_parameters(fixed, "fixed")
+        for key, value in fixed.items():
+            _check_value(f"fixed.{key}", key, value)
+        return fixed
+
+    def combinations(self) -> list[dict[str, Any]]:
+        """Every grid point merged over the fixed values, in the grid's order (last key varies fastest)."""
+        keys = list(self.grid)
+        points = itertools.product(*(self.grid[key] for key in keys))
+        return [{**self.fixed, **dict(zip(keys, point))} for point in points]
+
+
+def _check_value(where: str, key: str, value: Any) -> None:
+    try:
+        params_from(**{key: value})
+    except InvalidParameterError as error:
+        raise ValueError(f"{where}: {error}") from None
+
+
+def params_from(**values: Any) -> GenerationParams:
+    """GenerationParams from spec values, where `size` may stand for width and height as 'WxH'."""
+    if "size" in values:
+        values["width"], values["height"] = parse_size(str(values.pop("size")))
+    return make_params(**values)
+
+
+def load_spec(path: str | Path) -> SweepSpec:
+    """Read and validate a sweep spec; a mistake raises InvalidParameterError naming the key."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError as error:
+        raise InvalidParameterError(f"{path}: no such sweep spec; check the path") from error
+    except tomllib.TOMLDecodeError as error:
+        raise InvalidParameterError(f"{path}: not valid TOML ({error}); fix the syntax") from error
+    try:
+        return SweepSpec(**data)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        message = first["msg"].removeprefix("Value error, ")
+        if first["type"] in ("extra_forbidden", "missing"):
+            allowed = ", ".join(SweepSpec.model_fields)
+            message = f"{message.lower()}; the top-level keys are {allowed}"
+        prefix = "" if message.startswith(where) else f"{where}: "
+        raise InvalidParameterError(f"{path}: {prefix}{message}") from error
+
+
+def expand_images(spec: SweepSpec, base: Path) -> list[str]:
+    """The spec's images as sources: URLs as given, paths relative to the spec, globs expanded in order."""
+    sources: list[str] = []
+    for entry in spec.images:
+        if entry.lower().startswith(("http://", "https://")):
+            sources.append(entry)
+            continue
+        pattern = entry if Path(entry).is_absolute() else str(base / entry)
+        matches = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
+        if not matches:
+            raise InvalidParameterError(f"images: {entry!r} matches no file; check the pattern")
+        sources.extend(matches)
+    return list(dict.fromkeys(sources))

@@ -1,0 +1,195 @@
+"""The run store: one SQLite database (WAL) per runs folder with experiments, jobs, videos and metrics.
+
+A job's row is written in one transaction after its video and manifest are on disk, so a row never
+points at a missing file; several sweeps may write to one store at once.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import datetime, timezone
+from pathlib import Path
+
+DATABASE = "svdlab.db"
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS experiments (
+    name TEXT PRIMARY KEY,
+    spec TEXT NOT NULL,
+    model TEXT NOT NULL,
+    created TEXT NOT NULL,
+    updated TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS jobs (
+    experiment TEXT NOT NULL REFERENCES experiments(name) ON DELETE CASCADE,
+    key TEXT NOT NULL,
+    image TEXT NOT NULL,
+    params TEXT NOT NULL,
+    swept TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    model TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('done', 'failed')),
+    error TEXT,
+    timings TEXT,
+    finished TEXT NOT NULL,
+    PRIMARY KEY (experiment, key)
+);
+CREATE TABLE IF NOT EXISTS videos (
+    experiment TEXT NOT NULL,
+    key TEXT NOT NULL,
+    path TEXT NOT NULL,
+    manifest TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    PRIMARY KEY (experiment, key),
+    FOREIGN KEY (experiment, key) REFERENCES jobs(experiment, key) ON DELETE CASCADE
+);
+CREATE TABLE IF NOT EXISTS metrics (
+    experiment TEXT NOT NULL,
+    key TEXT NOT NULL,
+    name TEXT NOT NULL,
+    value REAL,
+    PRIMARY KEY (experiment, key, name),
+    FOREIGN KEY (experiment, key) REFERENCES jobs(experiment, key) ON DELETE CASCADE
+);
+"""
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class Store:
+    """The SQLite store of one runs folder."""
+
+    def __init__(self, runs_dir: str | Path):
+        self.runs_dir = Path(runs_dir)
+        self.runs_dir.mkdir(parents=True, exist_ok=True)
+        self.connection = sqlite3.connect(self.runs_dir / DATABASE, timeout=30, isolation_level=None)
+        self.connection.row_factory = sqlite3.Row
+        self.connection.execute("PRAGMA journal_mode=WAL")
+        self.connection.execute("PRAGMA foreign_keys=ON")
+        self.connection.executescript(SCHEMA)
+
+    def close(self) -> None:
+        """Close the database."""
+        self.connection.close()
+
+    def _transaction(self, statements: list[tuple[str, tuple]]) -> None:
+        """Run statements atomically (BEGIN IMMEDIATE waits for other writers)."""
+        cursor = self.connection.cursor()
+        cursor.execute("BEGIN IMMEDIATE")
+        try:
+            for sql, args in statements:
+                cursor.execute(sql, args)
+        except BaseException:
+            cursor.execute("ROLLBACK")
+            raise
+        cursor.execute("COMMIT")
+
+    def start_experiment(self, name: str, spec: dict, model: str, fresh: bool = False) -> None:
+        """Record an experiment (replacing its rows when fresh)."""
+        now = _now()
+        statements = [("DELETE FROM experiments WHERE name = ?", (name,))] if fresh else []
+        statements.append(
+            (
+                "INSERT INTO experiments (name, spec, model, created, updated) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET spec = excluded.spec, model = excluded.model, "
+                "updated = excluded.updated",
+                (name, json.dumps(spec), model, now, now),
+            )
+        )
+        self._transaction(statements)
+
+    def finished_keys(self, experiment: str) -> set[str]:
+        """Keys of the experiment's jobs that are done."""
+        rows = self.connection.execute(
+            "SELECT key FROM jobs WHERE experiment = ? AND status = 'done'", (experiment,)
+        )
+        return {row["key"] for row in rows}
+
+    def record_done(
+        self, experiment: str, job, manifest: dict, video: dict, metrics: dict[str, float]
+    ) -> None:
+        """Record a finished job with its video and metrics in one transaction."""
+        statements = [
+            self._job_row(experiment, job, manifest["model"]["name"], "done", None, manifest["timings"]),
+            (
+                "INSERT OR REPLACE INTO videos (experiment, key, path, manifest, sha256) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (experiment, job.key, video["path"], video["manifest"], video["sha256"]),
+            ),
+            ("DELETE FROM metrics WHERE experiment = ? AND key = ?", (experiment, job.key)),
+        ]
+        statements += [
+            (
+                "INSERT INTO metrics (experiment, key, name, value) VALUES (?, ?, ?, ?)",
+                (experiment, job.key, name, value),
+            )
+            for name, value in metrics.items()
+        ]
+        self._transaction(statements)
+
+    def record_failed(self, experiment: str, job, model: str, error: str) -> None:
+        """Record a job that failed, with its error."""
+        self._transaction([self._job_row(experiment, job, model, "failed", error, {})])
+
+    @staticmethod
+    def _job_row(experiment: str, job, model: str, status: str, error, timings: dict) -> tuple[str, tuple]:
+        return (
+            "INSERT OR REPLACE INTO jobs (experiment, key, image, params, swept, seed, model, status, error, "
+            "timings, finished) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                experiment,
+                job.key,
+                job.source,
+                json.dumps(job.params.model_dump()),
+                json.dumps(job.swept),
+                job.params.seed,
+                model,
+                status,
+                error,
+                json.dumps(timings),
+                _now(),
+            ),
+        )
+
+    def experiments(self) -> list[dict]:
+        """Every experiment with its job counts."""
+        rows = self.connection.execute(
+            "SELECT e.name, e.model, e.updated, "
+            "SUM(j.status = 'done') AS done, SUM(j.status = 'failed') AS failed "
+            "FROM experiments e LEFT JOIN jobs j ON j.experiment = e.name "
+            "GROUP BY e.name ORDER BY e.updated DESC"
+        )
+        return [dict(row) for row in rows]
+
+    def results(self, experiment: str) -> list[dict]:
+        """One flat row per job of the experiment: image, swept values, parameters, video, metrics."""
+        jobs = self.connection.execute(
+            "SELECT j.*, v.path, v.sha256 FROM jobs j LEFT JOIN videos v USING (experiment, key) "
+            "WHERE j.experiment = ? ORDER BY j.image, j.finished",
+            (experiment,),
+        ).fetchall()
+        metrics: dict[str, dict[str, float]] = {}
+        for row in self.connection.execute(
+            "SELECT key, name, value FROM metrics WHERE experiment = ?", (experiment,)
+        ):
+            metrics.setdefault(row["key"], {})[row["name"]] = row["value"]
+        return [
+            {
+                "key": row["key"],
+                "image": row["image"],
+                **json.loads(row["swept"]),
+                "seed": row["seed"],
+                "status": row["status"],
+                "error": row["error"],
+                "video": row["path"],
+                **metrics.get(row["key"], {}),
+            }
+            for row in jobs
+        ]
+
+    def has_experiment(self, name: str) -> bool:
+        """Whether the store knows an experiment of that name."""
+        row = self.connection.execute("SELECT 1 FROM experiments WHERE name = ?", (name,)).fetchone()
+        return row is not None

@@ -1,0 +1,79 @@
+"""Temporal consistency: brightness flicker, flow-compensated warp error and the loop seam.
+
+- flicker = mean over t of |Y(t + 1) - Y(t)|, Y a frame's mean BT.601 luma. Unit: luma levels (0..255)
+  per frame. Motion that keeps the frame's average brightness scores about 0; brightness jitter adds to it.
+- warp_error: frame t + 1 is warped back onto frame t along the forward flow f (t -> t + 1), and the
+  absolute RGB error is averaged over all reliable pixels of all pairs, divided by 255 (unit 0..1). A
+  pixel is reliable when x + f(x) lies inside the frame and the backward flow b (t + 1 -> t) undoes the
+  forward flow, as in Ruder et al. (2016): |f + b'|^2 <= 0.01 (|f|^2 + |b'|^2) + 0.5 px^2 with
+  b' = b(x + f(x)). Flows and warps run at frames shrunk to `max_side`. If no pixel is reliable the error
+  is averaged over all pixels instead. Motion the flow explains scores about 0; new content, noise and
+  flicker score higher.
+- loop_seam = mean |last frame - first frame| / mean over t of mean |frame t + 1 - frame t| (RGB, all
+  pixels). Unit: ratio; about 1 means the jump back to the start looks like any other step, much more
+  than 1 a visible seam. A video whose consecutive frames are all identical scores 1.0 (its last frame is
+  then its first too), as does a single frame.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import cv2
+import numpy as np
+
+from svdlab.media import frames_to_uint8
+from svdlab.metrics.flow import FLOW_SIDE, downscale, pair_flows, to_gray
+
+if TYPE_CHECKING:
+    import torch
+
+CONSISTENCY_RELATIVE = 0.01
+CONSISTENCY_PX2 = 0.5
+
+
+def flicker(frames: np.ndarray | torch.Tensor) -> float:
+    """Mean change of the frame-average luma between consecutive frames, in levels of 0..255."""
+    luma = to_gray(frames_to_uint8(frames)).mean(axis=(1, 2))
+    return float(np.abs(np.diff(luma)).mean()) if len(luma) > 1 else 0.0
+
+
+def compensated_error(frames: np.ndarray, forward: list[np.ndarray], backward: list[np.ndarray]) -> float:
+    """Mean absolute colour error (0..1) of each frame warped back onto the one before, at reliable pixels."""
+    if not forward:
+        return 0.0
+    height, width = frames.shape[1:3]
+    grid = np.stack(np.meshgrid(np.arange(width), np.arange(height)), axis=-1).astype(np.float32)
+    reliable_sum = reliable_count = every_sum = 0.0
+    for previous, following, ahead, back in zip(frames[:-1], frames[1:], forward, backward):
+        target = grid + ahead
+        map_x, map_y = target[..., 0], target[..., 1]
+        warped = cv2.remap(following, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        returned = cv2.remap(back, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        inside = (map_x >= 0) & (map_x <= width - 1) & (map_y >= 0) & (map_y <= height - 1)
+        mismatch = np.square(ahead + returned).sum(axis=2)
+        bound = CONSISTENCY_RELATIVE * (np.square(ahead).sum(axis=2) + np.square(returned).sum(axis=2))
+        reliable = inside & (mismatch <= bound + CONSISTENCY_PX2)
+        error = np.abs(warped.astype(np.float32) - previous).mean(axis=2)
+        reliable_sum += float(error[reliable].sum())
+        reliable_count += float(reliable.sum())
+        every_sum += float(error.sum())
+    if reliable_count == 0:
+        return every_sum / (len(forward) * height * width * 255)
+    return reliable_sum / (reliable_count * 255)
+
+
+def warp_error(frames: np.ndarray | torch.Tensor, max_side: int | None = FLOW_SIDE) -> float:
+    """Flow-compensated colour error of consecutive frames at reliable pixels, 0..1; 0.0 for one frame."""
+    small = downscale(frames_to_uint8(frames), max_side)
+    gray = to_gray(small)
+    return compensated_error(small, pair_flows(gray), pair_flows(gray, backward=True))
+
+
+def loop_seam(frames: np.ndarray | torch.Tensor) -> float:
+    """Mean last-to-first frame difference over the mean consecutive-frame difference; 1 = seamless loop."""
+    pixels = frames_to_uint8(frames)
+    if len(pixels) < 2:
+        return 1.0
+    steps = float(np.mean([cv2.absdiff(a, b).mean() for a, b in zip(pixels[:-1], pixels[1:])]))
+    return float(cv2.absdiff(pixels[-1], pixels[0]).mean()) / steps if steps else 1.0
