@@ -170,7 +170,9 @@ def sweep(
             out_console.print(
                 f"{planned.spec.name}: {len(planned.jobs)} jobs, {skipped} already done, "
                 f"{len(planned.todo)} to run in {len(packs)} packs of sizes "
-                f"{[len(pack) for pack in packs]}; about {minutes:.1f} min on {planned.model.device}"
+                f"{[len(pack) for pack in packs]}; about {minutes:.1f} min on {planned.model.device}",
+                highlight=False,
+                soft_wrap=True,
             )
             return
         made = run_sweep(planned, fresh=fresh, progress=not quiet)

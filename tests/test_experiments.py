@@ -1,0 +1,206 @@
+"""Sweeps: spec validation, planning, the store, and a resumable run through the CLI."""
+
+import json
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from multiprocessing import Pool
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from svdlab.cli import app
+from svdlab.errors import InvalidParameterError
+from svdlab.experiments.planner import plan_sweep
+from svdlab.experiments.spec import load_spec
+from svdlab.experiments.store import DATABASE, Store
+from tests.conftest import make_image
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def write_spec(folder: Path, body: str, images: int = 2) -> Path:
+    (folder / "images").mkdir(exist_ok=True)
+    for i in range(images):
+        make_image(i, 80, 60).save(folder / "images" / f"photo{i}.png")
+    spec = folder / "spec.toml"
+    spec.write_text(body)
+    return spec
+
+
+SMALL = """
+name = "small"
+model = "tiny-random"
+images = ["images/*.png"]
+[grid]
+motion_bucket_id = [60, 200]
+[fixed]
+steps = 2
+noise_aug_strength = 0.05
+"""
+
+
+@pytest.mark.parametrize(
+    ("body", "phrase"),
+    [
+        (
+            'name = "x"\nimages = ["a.png"]\n[grid]\nbucket = [1]\n',
+            "grid.bucket is not a generation parameter; allowed: motion_bucket_id",
+        ),
+        (
+            'name = "x"\nimages = ["a.png"]\n[grid]\nmotion_bucket_id = [10, -5]\n',
+            "grid.motion_bucket_id[1]: motion_bucket_id=-5 is not allowed: input should be greater",
+        ),
+        ('name = "x"\nimages = ["a.png"]\n[grid]\nfps = []\n', "grid.fps is an empty list"),
+        ('name = "x"\nimages = ["a.png"]\n[fixed]\nfit = "zoom"\n', "fixed.fit: fit='zoom'"),
+        ('name = "x"\nimages = ["a.png"]\n[fixed]\nsize = "big"\n', "fixed.size: size='big'"),
+        ('name = "x"\nimage = ["a.png"]\n', "the top-level keys are name, model, images"),
+        ('name = "x"\nimages = ["a.png"]\n[outputs]\nformat = "avi"\n', "outputs.format"),
+        ('name = "no spaces"\nimages = ["a.png"]\n', "name"),
+        ('name = "x"\nimages = [\n', "not valid TOML"),
+    ],
+)
+def test_spec_mistakes_name_the_key_and_what_is_allowed(tmp_path, body, phrase):
+    spec = tmp_path / "spec.toml"
+    spec.write_text(body)
+    with pytest.raises(InvalidParameterError) as caught:
+        load_spec(spec)
+    assert phrase in str(caught.value) and "\n" not in str(caught.value)
+
+
+@pytest.mark.filterwarnings("ignore::svdlab.errors.SvdlabWarning")
+def test_the_classic_examples_are_valid_and_expand_to_the_classic_grids(tiny_model):
+    motion = load_spec(EXAMPLES / "motion_bucket_sweep.toml")
+    noise = load_spec(EXAMPLES / "noise_aug_sweep.toml")
+    assert [c["motion_bucket_id"] for c in motion.combinations()] == [120, 180, 240, 300, 360]
+    assert {c["noise_aug_strength"] for c in motion.combinations()} == {0.1}
+    assert [c["noise_aug_strength"] for c in noise.combinations()] == [0.1, 0.2, 0.3, 0.4]
+    jobs = plan_sweep(motion, tiny_model, EXAMPLES)
+    assert len(jobs) == 30 and len({job.key for job in jobs}) == 30
+    assert {job.params.seed for job in jobs} == {42}
+    for real in ("motion_bucket_sweep_svd_xt.toml", "noise_aug_sweep_svd_xt.toml"):
+        assert load_spec(EXAMPLES / "real" / real).model == "svd-xt"
+
+
+def test_planner_keys_are_stable_and_duplicates_collapse(tiny_model, tmp_path):
+    spec_path = write_spec(tmp_path, SMALL)
+    spec = load_spec(spec_path)
+    first = plan_sweep(spec, tiny_model, tmp_path)
+    again = plan_sweep(spec, tiny_model, tmp_path)
+    assert [job.key for job in first] == [job.key for job in again]
+    assert len(first) == 4
+    assert [(job.stem, job.swept) for job in first][:2] == [
+        ("photo0", {"motion_bucket_id": 60}),
+        ("photo0", {"motion_bucket_id": 200}),
+    ]
+    duplicated = spec.model_copy(update={"grid": {"motion_bucket_id": [60, 200, 60], "steps": [2]}})
+    assert [job.key for job in plan_sweep(duplicated, tiny_model, tmp_path)] == [job.key for job in first]
+    changed = spec.model_copy(update={"fixed": {**spec.fixed, "seed": 7}})
+    assert not {job.key for job in plan_sweep(changed, tiny_model, tmp_path)} & {job.key for job in first}
+    make_image(9, 80, 60).save(tmp_path / "images" / "photo0.png")  # new pixels, same file name
+    assert plan_sweep(spec, tiny_model, tmp_path)[0].key != first[0].key
+
+
+def _write_rows(args):
+    runs_dir, worker = args
+    store = Store(runs_dir)
+    store.start_experiment(f"exp{worker}", {}, "m")
+    for i in range(40):
+        job = type("J", (), {"key": f"{worker}-{i}", "source": "img", "swept": {}, "params": _Params()})
+        store.record_done(
+            f"exp{worker}",
+            job,
+            {"model": {"name": "m"}, "timings": {}},
+            {"path": "v", "manifest": "m", "sha256": "s"},
+            {"motion_score": float(i)},
+        )
+    return len(store.finished_keys(f"exp{worker}"))
+
+
+class _Params:
+    seed = 1
+
+    def model_dump(self):
+        return {"seed": 1}
+
+
+def test_store_is_wal_and_survives_concurrent_writers(tmp_path):
+    with Pool(3) as pool:
+        counts = pool.map(_write_rows, [(tmp_path, worker) for worker in range(3)])
+    assert counts == [40, 40, 40]
+    connection = sqlite3.connect(tmp_path / DATABASE)
+    assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert connection.execute("SELECT COUNT(*) FROM metrics").fetchone()[0] == 120
+
+
+def test_sweep_runs_measures_records_and_resumes(tmp_path):
+    spec = write_spec(tmp_path, SMALL)
+    runs = tmp_path / "runs"
+    runner = CliRunner()
+    dry = runner.invoke(app, ["sweep", str(spec), "--runs-dir", str(runs), "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert "small: 4 jobs, 0 already done, 4 to run in" in dry.output and "min on cpu" in dry.output
+    assert not (runs / "small").exists()
+
+    result = runner.invoke(app, ["sweep", str(spec), "--runs-dir", str(runs), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "4 videos made, 0 already done" in result.output
+    videos = sorted((runs / "small").glob("*.mp4"))
+    assert len(videos) == 4 and not list((runs / "small").glob(".*"))
+    manifest = json.loads(videos[0].with_suffix(".json").read_text())
+    assert manifest["experiment"] == "small" and set(manifest["metrics"]) >= {"motion_score", "psnr_first"}
+    rows = Store(runs).results("small")
+    assert len(rows) == 4 and all(row["status"] == "done" for row in rows)
+    assert all((runs / row["video"]).is_file() and row["motion_score"] >= 0 for row in rows)
+    assert {row["motion_bucket_id"] for row in rows} == {60, 200}
+
+    again = runner.invoke(app, ["sweep", str(spec), "--runs-dir", str(runs), "--quiet"])
+    assert "0 videos made, 4 already done" in again.output
+    fresh = runner.invoke(app, ["sweep", str(spec), "--runs-dir", str(runs), "--quiet", "--fresh"])
+    assert "4 videos made, 0 already done" in fresh.output
+    shown = runner.invoke(app, ["runs", "show", "small", "--runs-dir", str(runs)], env={"COLUMNS": "300"})
+    assert shown.exit_code == 0 and "photo0.png" in shown.output and "motion_score" in shown.output
+    listed = runner.invoke(app, ["runs", "list", "--runs-dir", str(runs)], env={"COLUMNS": "200"})
+    assert "small" in listed.output
+    missing = runner.invoke(app, ["runs", "show", "nope", "--runs-dir", str(runs)])
+    assert missing.exit_code == 2 and "no experiment 'nope'" in missing.output
+
+
+def test_a_killed_sweep_loses_at_most_the_pack_in_flight_and_resumes(tmp_path):
+    spec = write_spec(tmp_path, SMALL.replace("[60, 200]", "[20, 60, 120, 200, 250]"), images=1)
+    runs = tmp_path / "runs"
+    command = [
+        sys.executable,
+        "-c",
+        "from svdlab.cli import app; app()",
+        "sweep",
+        str(spec),
+        "--runs-dir",
+        str(runs),
+        "--quiet",
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    done = 0
+    while time.monotonic() < deadline and process.poll() is None:
+        if (runs / DATABASE).exists():
+            done = len(Store(runs).finished_keys("small"))
+            if done >= 1:
+                break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    assert process.wait() == -signal.SIGKILL  # killed mid-sweep, not finished
+    assert 1 <= done < 5
+    store = Store(runs)
+    recorded = store.results("small")
+    assert all((runs / row["video"]).is_file() for row in recorded)  # no row points at nothing
+    for video in (runs / "small").glob("*.mp4"):  # every visible file is whole: its manifest came after it
+        assert video.with_suffix(".json").is_file()
+    result = CliRunner().invoke(app, ["sweep", str(spec), "--runs-dir", str(runs), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert len(store.finished_keys("small")) == 5
+    assert len(list((runs / "small").glob("*.mp4"))) == 5
