@@ -39,6 +39,7 @@ def fail(message: str) -> typer.Exit:
 @app.callback()
 def main() -> None:
     """svdlab: generate, measure and compare Stable Video Diffusion videos."""
+    _shown_warnings.clear()
     warnings.showwarning = _show_warning
     from transformers.utils import logging as transformers_logging
 
@@ -217,7 +218,7 @@ def runs_show(name: str, runs_dir: Annotated[Path, RUNS_DIR_OPTION] = Path("runs
     from svdlab.experiments.store import Store
 
     store = Store(runs_dir)
-    if not store.has_experiment(name):
+    if store.experiment(name) is None:
         raise fail(f"no experiment {name!r} in {runs_dir}; `svdlab runs list` shows the names")
     rows = store.results(name)
     hidden = ("key", "error", "video", "status")

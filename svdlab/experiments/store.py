@@ -189,7 +189,7 @@ class Store:
             for row in jobs
         ]
 
-    def has_experiment(self, name: str) -> bool:
-        """Whether the store knows an experiment of that name."""
-        row = self.connection.execute("SELECT 1 FROM experiments WHERE name = ?", (name,)).fetchone()
-        return row is not None
+    def experiment(self, name: str) -> dict | None:
+        """An experiment's spec (as a dict), model name and times, or None if the store has no such name."""
+        row = self.connection.execute("SELECT * FROM experiments WHERE name = ?", (name,)).fetchone()
+        return None if row is None else {**dict(row), "spec": json.loads(row["spec"])}
