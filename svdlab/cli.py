@@ -215,18 +215,48 @@ def runs_list(runs_dir: Annotated[Path, RUNS_DIR_OPTION] = Path("runs")) -> None
 @runs_app.command("show")
 def runs_show(name: str, runs_dir: Annotated[Path, RUNS_DIR_OPTION] = Path("runs")) -> None:
     """Show one experiment's jobs with their swept values and metrics."""
-    from svdlab.experiments.store import Store
-
-    store = Store(runs_dir)
-    if store.experiment(name) is None:
-        raise fail(f"no experiment {name!r} in {runs_dir}; `svdlab runs list` shows the names")
-    rows = store.results(name)
+    rows = _experiment_rows(name, runs_dir)
     hidden = ("key", "error", "video", "status")
     columns = list(dict.fromkeys(key for row in rows for key in row if key not in hidden))
     table = Table(*columns)
     for row in rows:
         table.add_row(*(_cell(row.get(column)) for column in columns))
     out_console.print(table)
+
+
+@runs_app.command("export")
+def runs_export(
+    name: str,
+    csv: Annotated[Path | None, typer.Option("--csv", help="Write the results to this CSV file.")] = None,
+    parquet: Annotated[
+        Path | None, typer.Option("--parquet", help="Write the results to this Parquet file.")
+    ] = None,
+    runs_dir: Annotated[Path, RUNS_DIR_OPTION] = Path("runs"),
+) -> None:
+    """Export one experiment's jobs, swept values and metrics as CSV and/or Parquet."""
+    from svdlab.experiments.export import export_csv, export_parquet
+
+    if csv is None and parquet is None:
+        raise fail("name a file with --csv FILE or --parquet FILE")
+    rows = _experiment_rows(name, runs_dir)
+    try:
+        written = [
+            export(rows, path) for export, path in ((export_csv, csv), (export_parquet, parquet)) if path
+        ]
+    except SvdlabError as error:
+        raise fail(str(error)) from None
+    for path in written:
+        out_console.print(f"{len(rows)} jobs -> {path}", highlight=False, soft_wrap=True)
+
+
+def _experiment_rows(name: str, runs_dir: Path) -> list[dict]:
+    """The experiment's result rows, or a one-line failure if the store does not know it."""
+    from svdlab.experiments.store import Store
+
+    store = Store(runs_dir)
+    if store.experiment(name) is None:
+        raise fail(f"no experiment {name!r} in {runs_dir}; `svdlab runs list` shows the names")
+    return store.results(name)
 
 
 def _cell(value) -> str:

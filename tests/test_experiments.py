@@ -1,5 +1,6 @@
 """Sweeps: spec validation, planning, the store, and a resumable run through the CLI."""
 
+import csv
 import json
 import signal
 import sqlite3
@@ -9,6 +10,7 @@ import time
 from multiprocessing import Pool
 from pathlib import Path
 
+import pyarrow.parquet
 import pytest
 from typer.testing import CliRunner
 
@@ -168,6 +170,32 @@ def test_sweep_runs_measures_records_and_resumes(tmp_path):
     assert "small" in listed.output
     missing = runner.invoke(app, ["runs", "show", "nope", "--runs-dir", str(runs)])
     assert missing.exit_code == 2 and "no experiment 'nope'" in missing.output
+
+    table_csv, table_parquet = tmp_path / "small.csv", tmp_path / "small.parquet"
+    exported = runner.invoke(
+        app,
+        [
+            "runs",
+            "export",
+            "small",
+            "--runs-dir",
+            str(runs),
+            "--csv",
+            str(table_csv),
+            "--parquet",
+            str(table_parquet),
+        ],
+    )
+    assert exported.exit_code == 0, exported.output
+    with open(table_csv, newline="") as handle:
+        from_csv = list(csv.DictReader(handle))
+    from_parquet = pyarrow.parquet.read_table(table_parquet).to_pylist()
+    assert len(from_csv) == len(from_parquet) == 4
+    for row in (from_csv[0], from_parquet[0]):
+        assert {"image", "motion_bucket_id", "seed", "video", "motion_score", "ssim_first"} <= set(row)
+    assert sorted(row["motion_score"] for row in from_parquet) == sorted(
+        float(r["motion_score"]) for r in from_csv
+    )
 
 
 def test_a_killed_sweep_loses_at_most_the_pack_in_flight_and_resumes(tmp_path):
