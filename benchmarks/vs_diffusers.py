@@ -12,13 +12,12 @@ wall time, peak memory and the ratio diffusers / svdlab (above 1: svdlab is fast
 from __future__ import annotations
 
 import argparse
-import threading
 import time
 import warnings
 from pathlib import Path
 
-import psutil
 import torch
+from memory import PeakMemory
 
 from svdlab.engine import Job, VideoEngine
 from svdlab.engine.reference import diffusers_frames
@@ -28,38 +27,6 @@ from svdlab.params import make_params
 
 IMAGES = sorted((Path(__file__).resolve().parent.parent / "examples" / "images").glob("*.png"))
 W1_BUCKETS = (120, 180, 240, 300, 360)
-
-
-class PeakMemory:
-    """Peak memory above the starting level while the block runs: CUDA allocations or process RSS."""
-
-    def __init__(self, device: torch.device):
-        self.device, self.peak = device, 0
-
-    def __enter__(self):
-        if self.device.type == "cuda":
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-            self.base = torch.cuda.memory_allocated()
-        else:
-            self.process, self.running = psutil.Process(), True
-            self.base = self.process.memory_info().rss
-            self.sampler = threading.Thread(target=self._sample, daemon=True)
-            self.sampler.start()
-        return self
-
-    def _sample(self):
-        while self.running:
-            self.peak = max(self.peak, self.process.memory_info().rss - self.base)
-            time.sleep(0.005)
-
-    def __exit__(self, *exc):
-        if self.device.type == "cuda":
-            torch.cuda.synchronize()
-            self.peak = torch.cuda.max_memory_allocated() - self.base
-        else:
-            self.running = False
-            self.sampler.join()
 
 
 def workloads(model, steps: int | None):

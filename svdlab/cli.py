@@ -190,6 +190,21 @@ def sweep(
     )
 
 
+@app.command()
+def report(
+    name: Annotated[str, typer.Argument(help="Experiment name (svdlab runs list).")],
+    runs_dir: Annotated[Path, typer.Option(help="Folder holding the store and the videos.")] = Path("runs"),
+) -> None:
+    """Write a static HTML report: videos side by side, a sortable metrics table and plots."""
+    from svdlab.experiments.report import write_report
+
+    try:
+        path = write_report(runs_dir, name)
+    except SvdlabError as error:
+        raise fail(str(error)) from None
+    out_console.print(f"report -> {path}", highlight=False, soft_wrap=True)
+
+
 def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 

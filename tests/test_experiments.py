@@ -171,6 +171,11 @@ def test_sweep_runs_measures_records_and_resumes(tmp_path):
     missing = runner.invoke(app, ["runs", "show", "nope", "--runs-dir", str(runs)])
     assert missing.exit_code == 2 and "no experiment 'nope'" in missing.output
 
+    reported = runner.invoke(app, ["report", "small", "--runs-dir", str(runs)])
+    assert reported.exit_code == 0 and (runs / "small" / "report" / "index.html").is_file()
+    unknown = runner.invoke(app, ["report", "nope", "--runs-dir", str(runs)])
+    assert unknown.exit_code == 2 and unknown.output.startswith("error:")
+
     table_csv, table_parquet = tmp_path / "small.csv", tmp_path / "small.parquet"
     exported = runner.invoke(
         app,

@@ -14,6 +14,7 @@ from svdlab.errors import OutOfMemoryError
 from svdlab.experiments.planner import PlannedJob, plan_sweep
 from svdlab.experiments.spec import SweepSpec, load_spec
 from svdlab.experiments.store import Store
+from svdlab.experiments.trackers import TrackedVideo, make_trackers
 from svdlab.media.manifest import build_manifest, output_info, save_video, video_path
 from svdlab.metrics import measure_video
 from svdlab.models import load_model
@@ -59,22 +60,28 @@ def run_sweep(sweep: Sweep, fresh: bool = False, progress: bool = True) -> int:
     """Run the remaining jobs; returns how many videos were made."""
     sweep.store.start_experiment(sweep.spec.name, sweep.spec.model_dump(), sweep.model.name, fresh=fresh)
     packs = sweep.packs()
+    trackers = make_trackers(sweep.spec, sweep.model.name)
     made = 0
     with generation_progress(sum(p[0].params.steps for p in packs), len(sweep.todo), progress) as bar:
         try:
             for pack in packs:
                 for result in sweep.engine.run_pack(pack, on_step=bar.step):
-                    _finish(sweep, result)
+                    tracked = _finish(sweep, result)
+                    for tracker in trackers:
+                        tracker.log_video(tracked)
                     made += 1
                     bar.video()
         except torch.OutOfMemoryError as error:
             raise OutOfMemoryError(
                 f"out of memory on {sweep.model.device} after {made} videos: {MEMORY_HINT}"
             ) from error
+        finally:
+            for tracker in trackers:
+                tracker.close()
     return made
 
 
-def _finish(sweep: Sweep, result) -> None:
+def _finish(sweep: Sweep, result) -> TrackedVideo:
     """Write, measure and record one finished video."""
     job: PlannedJob = result.job.tag
     format = sweep.spec.outputs.format
@@ -93,6 +100,7 @@ def _finish(sweep: Sweep, result) -> None:
         "sha256": _content_sha256(path),
     }
     sweep.store.record_done(sweep.spec.name, job, manifest, video, metrics)
+    return TrackedVideo(job.source, job.swept, job.params.model_dump(), path, metrics)
 
 
 def _content_sha256(path: Path) -> str:
