@@ -209,3 +209,22 @@ def test_make_trackers_follows_the_spec() -> None:
     assert isinstance(tracker, WandbTracker)
     assert (tracker.spec.project, tracker.spec.entity, tracker.group) == ("svd", "lab", "tracked")
     assert tracker.model_name == "tiny-random"
+
+
+def test_a_sweep_with_a_wandb_section_logs_every_video(tmp_path: Path, offline: Path) -> None:
+    from typer.testing import CliRunner
+
+    from svdlab.cli import app
+    from tests.test_experiments import SMALL, write_spec
+
+    spec = write_spec(tmp_path, SMALL + '\n[trackers.wandb]\nproject = "svd-sweeps"\n')
+    result = CliRunner().invoke(app, ["sweep", str(spec), "--runs-dir", str(tmp_path / "runs"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "warning" not in result.output
+    runs = _offline_runs(offline)
+    assert set(runs) == {"motion_bucket_id=60", "motion_bucket_id=200", "summary"}
+    for bucket in (60, 200):
+        summary = runs[f"motion_bucket_id={bucket}"]["summary"]
+        for stem in ("photo0", "photo1"):
+            assert summary[f"{stem}/motion_score"] >= 0 and summary[f"{stem}/video"]["_type"] == "video-file"
+    assert runs["summary"]["summary"]["videos"]["nrows"] == 4
