@@ -29,7 +29,7 @@ steps = {steps}
 """
 
 
-def run(jobs: int, steps: int, folder: Path) -> tuple[float, int]:
+def run(jobs: int, steps: int, batch_size: int, folder: Path) -> tuple[float, int]:
     """Wall seconds and peak resident memory of one `svdlab sweep` process of `jobs` jobs."""
     spec = folder / f"scale-{jobs}.toml"
     seeds = list(range(jobs // len(BUCKETS)))
@@ -42,6 +42,8 @@ def run(jobs: int, steps: int, folder: Path) -> tuple[float, int]:
         str(spec),
         "--runs-dir",
         str(folder / "runs"),
+        "--batch-size",
+        str(batch_size),
         "--quiet",
     ]
     start = time.perf_counter()
@@ -56,11 +58,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--sizes", type=int, nargs="+", default=[50, 500])
+    parser.add_argument("--batch-size", type=int, default=2, help="the same pack size for every run")
     args = parser.parse_args()
     print(f"{'jobs':>5} {'wall s':>8} {'s/job':>7} {'peak RSS MB':>12}")
     with tempfile.TemporaryDirectory() as folder:
         for jobs in args.sizes:
-            seconds, peak = run(jobs, args.steps, Path(folder))
+            seconds, peak = run(jobs, args.steps, args.batch_size, Path(folder))
             print(f"{jobs:>5} {seconds:>8.1f} {seconds / jobs:>7.3f} {peak / 2**20:>12.1f}")
 
 

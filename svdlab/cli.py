@@ -156,6 +156,9 @@ def sweep(
         bool, typer.Option(help="Forget this experiment's finished jobs and run all again.")
     ] = False,
     runs_dir: Annotated[Path, typer.Option(help="Folder holding the store and the videos.")] = Path("runs"),
+    batch_size: Annotated[
+        int | None, typer.Option(min=1, help="Videos per UNet call (default: measured).")
+    ] = None,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
     """Run a parameter sweep; finished jobs are skipped, so an interrupted sweep resumes."""
@@ -163,7 +166,7 @@ def sweep(
 
     signal.signal(signal.SIGTERM, _interrupt)
     try:
-        planned = open_sweep(spec, runs_dir, fresh=fresh)
+        planned = open_sweep(spec, runs_dir, fresh=fresh, batch_size=batch_size)
         skipped = len(planned.jobs) - len(planned.todo)
         if dry_run:
             packs = planned.packs()

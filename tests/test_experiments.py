@@ -147,6 +147,10 @@ def test_sweep_runs_measures_records_and_resumes(tmp_path):
     assert dry.exit_code == 0, dry.output
     assert "small: 4 jobs, 0 already done, 4 to run in" in dry.output and "min on cpu" in dry.output
     assert not (runs / "small").exists()
+    single = runner.invoke(
+        app, ["sweep", str(spec), "--runs-dir", str(runs), "--dry-run", "--batch-size", "1"]
+    )
+    assert "4 to run in 4 packs of sizes [1, 1, 1, 1]" in single.output
 
     result = runner.invoke(app, ["sweep", str(spec), "--runs-dir", str(runs), "--quiet"])
     assert result.exit_code == 0, result.output
@@ -203,9 +207,8 @@ def test_sweep_runs_measures_records_and_resumes(tmp_path):
     )
 
 
-def test_a_killed_sweep_loses_at_most_the_pack_in_flight_and_resumes(tmp_path):
-    spec = write_spec(tmp_path, SMALL.replace("[60, 200]", "[20, 60, 120, 200, 250]"), images=1)
-    runs = tmp_path / "runs"
+def _start_sweep_and_wait_for_a_video(spec: Path, runs: Path) -> tuple[subprocess.Popen, int]:
+    """Start `svdlab sweep` in a subprocess and return once the store records a finished job."""
     command = [
         sys.executable,
         "-c",
@@ -216,21 +219,35 @@ def test_a_killed_sweep_loses_at_most_the_pack_in_flight_and_resumes(tmp_path):
         str(runs),
         "--quiet",
     ]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     done = 0
-    while time.monotonic() < deadline and process.poll() is None:
+    while time.monotonic() < deadline and process.poll() is None and done == 0:
         if (runs / DATABASE).exists():
             done = len(Store(runs).finished_keys("small"))
-            if done >= 1:
-                break
         time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    assert process.wait() == -signal.SIGKILL  # killed mid-sweep, not finished
+    return process, done
+
+
+@pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGTERM])
+def test_a_stopped_sweep_loses_at_most_the_pack_in_flight_and_resumes(tmp_path, stop):
+    spec = write_spec(tmp_path, SMALL.replace("[60, 200]", "[20, 60, 120, 200, 250]"), images=1)
+    runs = tmp_path / "runs"
+    process, done = _start_sweep_and_wait_for_a_video(spec, runs)
+    process.send_signal(stop)
+    _, stderr = process.communicate()
     assert 1 <= done < 5
+    if stop == signal.SIGKILL:
+        assert process.returncode == -signal.SIGKILL
+    else:
+        assert process.returncode == 2
+        lines = [line for line in stderr.splitlines() if line.strip()]
+        assert (
+            lines[-1].startswith("error: interrupted; finished jobs are saved in")
+            and "Traceback" not in stderr
+        )
     store = Store(runs)
-    recorded = store.results("small")
-    assert all((runs / row["video"]).is_file() for row in recorded)  # no row points at nothing
+    assert all((runs / row["video"]).is_file() for row in store.results("small"))  # no row points at nothing
     for video in (runs / "small").glob("*.mp4"):  # every visible file is whole: its manifest came after it
         assert video.with_suffix(".json").is_file()
     result = CliRunner().invoke(app, ["sweep", str(spec), "--runs-dir", str(runs), "--quiet"])

@@ -44,7 +44,9 @@ class Sweep:
         return self.engine.plan([job.engine_job() for job in self.todo])
 
 
-def open_sweep(spec_path: str | Path, runs_dir: str | Path = "runs", fresh: bool = False) -> Sweep:
+def open_sweep(
+    spec_path: str | Path, runs_dir: str | Path = "runs", fresh: bool = False, batch_size: int | None = None
+) -> Sweep:
     """Load the spec and model, plan the jobs, and find which are not finished yet."""
     spec_path = Path(spec_path)
     spec = load_spec(spec_path)
@@ -53,7 +55,7 @@ def open_sweep(spec_path: str | Path, runs_dir: str | Path = "runs", fresh: bool
     store = Store(runs_dir)
     done = set() if fresh else store.finished_keys(spec.name)
     todo = [job for job in jobs if job.key not in done]
-    return Sweep(spec, model, jobs, store, todo, VideoEngine(model))
+    return Sweep(spec, model, jobs, store, todo, VideoEngine(model, batch_size=batch_size))
 
 
 def run_sweep(sweep: Sweep, fresh: bool = False, progress: bool = True) -> int:
