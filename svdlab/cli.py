@@ -105,10 +105,11 @@ def generate(
 
     failures: list[str] = []
 
-    def report(name: str, error: SvdlabError) -> None:
+    def report_bad_image(name: str, error: SvdlabError) -> None:
         failures.append(name)
         err_console.print(f"[red]error:[/] {error}", highlight=False, soft_wrap=True)
 
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         videos = generate_videos(
             images,
@@ -134,7 +135,7 @@ def generate(
             format=format,
             out=out,
             progress=not quiet,
-            on_image_error=report,
+            on_image_error=report_bad_image,
         )
     except SvdlabError as error:
         raise fail(str(error)) from None
@@ -209,6 +210,7 @@ def report(
 
 
 def _interrupt(signum, frame) -> None:
+    """Turn SIGTERM into the same clean stop as Ctrl-C."""
     raise KeyboardInterrupt
 
 
