@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pyarrow.parquet
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from svdlab.cli import app
@@ -254,3 +255,31 @@ def test_a_stopped_sweep_loses_at_most_the_pack_in_flight_and_resumes(tmp_path, 
     assert result.exit_code == 0, result.output
     assert len(store.finished_keys("small")) == 5
     assert len(list((runs / "small").glob("*.mp4"))) == 5
+
+
+def test_out_of_memory_records_the_failed_pack_and_a_rerun_finishes_it(tmp_path, monkeypatch):
+    from svdlab.engine import VideoEngine
+
+    spec = write_spec(tmp_path, SMALL)
+    runs = tmp_path / "runs"
+    original = VideoEngine.run_pack
+
+    def fail_second_pack(self, pack, on_step=None):
+        if fail_second_pack.calls == 1:
+            raise torch.OutOfMemoryError("CUDA out of memory")
+        fail_second_pack.calls += 1
+        yield from original(self, pack, on_step)
+
+    fail_second_pack.calls = 0
+    monkeypatch.setattr(VideoEngine, "run_pack", fail_second_pack)
+    runner = CliRunner()
+    args = ["sweep", str(spec), "--runs-dir", str(runs), "--quiet", "--batch-size", "2"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and "error: out of memory on cpu after 2 videos" in result.output
+    rows = Store(runs).results("small")
+    assert sorted(row["status"] for row in rows) == ["done", "done", "failed", "failed"]
+    assert {row["error"] for row in rows if row["status"] == "failed"} == {"out of memory on cpu"}
+    monkeypatch.setattr(VideoEngine, "run_pack", original)
+    again = runner.invoke(app, args)
+    assert "2 videos made, 2 already done" in again.output
+    assert all(row["status"] == "done" for row in Store(runs).results("small"))

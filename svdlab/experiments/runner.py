@@ -67,16 +67,19 @@ def run_sweep(sweep: Sweep, fresh: bool = False, progress: bool = True) -> int:
     with generation_progress(sum(p[0].params.steps for p in packs), len(sweep.todo), progress) as bar:
         try:
             for pack in packs:
+                finished = 0
                 for result in sweep.engine.run_pack(pack, on_step=bar.step):
                     tracked = _finish(sweep, result)
                     for tracker in trackers:
                         tracker.log_video(tracked)
+                    finished += 1
                     made += 1
                     bar.video()
         except torch.OutOfMemoryError as error:
-            raise OutOfMemoryError(
-                f"out of memory on {sweep.model.device} after {made} videos: {MEMORY_HINT}"
-            ) from error
+            reason = f"out of memory on {sweep.model.device}"
+            for job in pack[finished:]:  # a pack yields in order: the rest of it never finished
+                sweep.store.record_failed(sweep.spec.name, job.tag, sweep.model.name, reason)
+            raise OutOfMemoryError(f"{reason} after {made} videos: {MEMORY_HINT}") from error
         finally:
             for tracker in trackers:
                 tracker.close()
