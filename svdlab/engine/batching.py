@@ -45,14 +45,14 @@ class BatchSizer:
         """The remembered or freshly measured best pack size, at most `available`."""
         if available <= 1:
             return 1
-        cache_key = (id(model.unet), str(model.device), model.dtype, key, guided)
+        cache_key = (*_placement(model), key, guided)
         if cache_key not in self.best:
             self.best[cache_key] = self._measure(model, key, guided, available)
         return min(self.best[cache_key], available)
 
     def call_seconds(self, model, key: tuple, guided: bool, size: int) -> float:
         """Wall time of one UNet call for a pack of `size` jobs (measured once, then remembered)."""
-        cache_key = (id(model.unet), str(model.device), model.dtype, key, guided, size)
+        cache_key = (*_placement(model), key, guided, size)
         if cache_key not in self.seconds:
             inputs = _dummy_inputs(model, key, size * (2 if guided else 1))
             with torch.inference_mode():
@@ -72,6 +72,11 @@ class BatchSizer:
                 break
             best_size, best_time = size, per_job
         return best_size
+
+
+def _placement(model) -> tuple:
+    """What a measurement depends on besides the pack: these weights, their device and dtype."""
+    return id(model.unet), str(model.device), model.dtype
 
 
 def _dummy_inputs(model, key: tuple, rows: int) -> dict:

@@ -15,6 +15,7 @@ from svdlab.experiments.planner import PlannedJob, plan_sweep
 from svdlab.experiments.spec import SweepSpec, load_spec
 from svdlab.experiments.store import Store
 from svdlab.experiments.trackers import TrackedVideo, make_trackers
+from svdlab.media import frames_to_uint8
 from svdlab.media.manifest import build_manifest, output_info, save_video, video_path
 from svdlab.metrics import measure_video
 from svdlab.models import load_model
@@ -94,11 +95,12 @@ def _finish(sweep: Sweep, result) -> TrackedVideo:
     manifest = build_manifest(
         sweep.model, job.params, job.info, result.timings, output_info(job.params, format, target)
     )
-    metrics = measure_video(result.frames, job.image)
+    pixels = frames_to_uint8(result.frames)  # once, for both the metrics and the encoder
+    metrics = measure_video(pixels, job.image)
     manifest.update(
         {"experiment": sweep.spec.name, "job_key": job.key, "swept": job.swept, "metrics": metrics}
     )
-    path = save_video(result.frames, job.params.fps, format, target, manifest)
+    path = save_video(pixels, job.params.fps, format, target, manifest)
     video = {
         "path": str(path.relative_to(sweep.store.runs_dir)),
         "manifest": str(path.with_suffix(".json").relative_to(sweep.store.runs_dir)),
