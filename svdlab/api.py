@@ -15,6 +15,7 @@ from svdlab.media.manifest import build_manifest, image_info, output_info, save_
 from svdlab.models import SVDModel, load_model
 from svdlab.params import GenerationParams, make_params, parse_size
 from svdlab.progress import generation_progress
+from svdlab.training.lora import check_lora, lora_applied
 
 MEMORY_HINT = "try --offload model, --decode-chunk-size 1, --forward-chunking or --batch-size 1"
 
@@ -67,6 +68,8 @@ def generate(
     device: str | None = None,
     variant: str | None = None,
     allow_pickle: bool = False,
+    lora: str | Path | None = None,
+    lora_scale: float = 1.0,
     batch_size: int | None = None,
     format: str = "mp4",
     out: str | Path | None = None,
@@ -77,7 +80,9 @@ def generate(
 
     A bad image raises InvalidImageError before any work, unless `on_image_error` is given: then it
     is called with the image's name and the error, and the other images still run. With `out`, each
-    video and its JSON manifest are written there as soon as the video is finished.
+    video and its JSON manifest are written there as soon as the video is finished. With `lora`, that
+    LoRA file is applied at `lora_scale` and named in each manifest; a passed SVDModel gets it only for
+    this call and is left as it was.
     """
     if isinstance(images, (str, Path)) or not isinstance(images, Sequence):
         images = [images]
@@ -104,6 +109,8 @@ def generate(
         raise InvalidParameterError(
             f"batch_size={batch_size} is not allowed: use 1 or more, or leave it unset"
         )
+    if lora is not None:
+        check_lora(lora, offload if isinstance(model, str) else model.memory["offload"])
     if isinstance(model, str):
         model = load_model(
             model,
@@ -130,30 +137,33 @@ def generate(
         info = image_info(name, image, params.fit)
         jobs.append(Job(image=fitted, params=params, tag=(source_stem(source), info)))
 
-    engine = VideoEngine(model, batch_size=batch_size)
-    packs = engine.plan(jobs)
     results, taken = [], set()
-    with generation_progress(sum(pack[0].params.steps for pack in packs), len(jobs), progress) as bar:
-        try:
-            for pack in packs:
-                for result in engine.run_pack(pack, on_step=bar.step):
-                    stem, info = result.job.tag
-                    video = _finish(
-                        model, result, _unique(output_name(stem, params), taken), info, format, out
-                    )
-                    results.append(video)
-                    bar.video()
-        except torch.OutOfMemoryError as error:
-            done = f"; the videos finished so far ({len(results)}) are in {out}" if out and results else ""
-            raise OutOfMemoryError(f"out of memory on {model.device}: {MEMORY_HINT}{done}") from error
+    with lora_applied(model, lora, lora_scale) as lora_entry:
+        engine = VideoEngine(model, batch_size=batch_size)
+        packs = engine.plan(jobs)
+        with generation_progress(sum(pack[0].params.steps for pack in packs), len(jobs), progress) as bar:
+            try:
+                for pack in packs:
+                    for result in engine.run_pack(pack, on_step=bar.step):
+                        stem, info = result.job.tag
+                        name = _unique(output_name(stem, params), taken)
+                        results.append(_finish(model, result, name, info, format, out, lora_entry))
+                        bar.video()
+            except torch.OutOfMemoryError as error:
+                done = (
+                    f"; the videos finished so far ({len(results)}) are in {out}" if out and results else ""
+                )
+                raise OutOfMemoryError(f"out of memory on {model.device}: {MEMORY_HINT}{done}") from error
     return results
 
 
-def _finish(model, result, name: str, info: dict, format: str, out) -> GeneratedVideo:
+def _finish(model, result, name: str, info: dict, format: str, out, lora: dict | None) -> GeneratedVideo:
     """Build the manifest and, with an output folder, write the video and its manifest."""
     params = result.job.params
     target = video_path(Path(out), name, format) if out is not None else None
-    manifest = build_manifest(model, params, info, result.timings, output_info(params, format, target))
+    manifest = build_manifest(
+        model, params, info, result.timings, output_info(params, format, target), lora=lora
+    )
     if target is not None:
         target = save_video(result.frames, params.fps, format, target, manifest)
     return GeneratedVideo(source=info["source"], frames=result.frames, manifest=manifest, path=target)

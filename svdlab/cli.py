@@ -96,6 +96,8 @@ def generate(
     allow_pickle: Annotated[
         bool, typer.Option(help="Allow pickle weights (they can run code; trust them first).")
     ] = False,
+    lora: Annotated[Path | None, typer.Option(help="LoRA file (.safetensors) to apply to the UNet.")] = None,
+    lora_scale: Annotated[float, typer.Option(help="Strength of the LoRA (0: none, 1: as trained).")] = 1.0,
     format: Annotated[str, typer.Option("--format", help="mp4, webm, gif, webp or png.")] = "mp4",
     out: Annotated[Path, typer.Option(help="Folder for videos and manifests.")] = Path("outputs"),
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
@@ -132,6 +134,8 @@ def generate(
             device=device,
             variant=variant,
             allow_pickle=allow_pickle,
+            lora=lora,
+            lora_scale=lora_scale,
             format=format,
             out=out,
             progress=not quiet,
@@ -195,6 +199,25 @@ def sweep(
 
 
 @app.command()
+def train(
+    config: Annotated[Path, typer.Argument(help="Training config (TOML); see docs/training.md.")],
+    fresh: Annotated[bool, typer.Option(help="Delete the run's checkpoints and start over.")] = False,
+    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+) -> None:
+    """Train or fine-tune a model as CONFIG says; resumes from the run's last checkpoint."""
+    from svdlab.training.trainer import train as run_training
+
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        result = run_training(config, fresh=fresh, progress=not quiet)
+    except SvdlabError as error:
+        raise fail(str(error)) from None
+    out_console.print(f"trained {result.step} steps -> {result.output}", highlight=False, soft_wrap=True)
+    for report_path in result.reports[-1:]:
+        out_console.print(f"last validation report: {report_path}", highlight=False, soft_wrap=True)
+
+
+@app.command()
 def report(
     name: Annotated[str, typer.Argument(help="Experiment name (svdlab runs list).")],
     runs_dir: Annotated[Path, typer.Option(help="Folder holding the store and the videos.")] = Path("runs"),
@@ -207,6 +230,121 @@ def report(
     except SvdlabError as error:
         raise fail(str(error)) from None
     out_console.print(f"report -> {path}", highlight=False, soft_wrap=True)
+
+
+@app.command("prepare-data")
+def prepare_data(
+    videos: Annotated[list[Path], typer.Argument(help="Video folders (searched recursively) or files.")],
+    out: Annotated[Path, typer.Option(help="Dataset folder to write.")],
+    size: Annotated[str, typer.Option(help="Clip size WIDTHxHEIGHT.")] = "64x64",
+    frames: Annotated[int, typer.Option(help="Frames per clip.")] = 8,
+    fps: Annotated[
+        list[str] | None, typer.Option(help="Target clip fps, e.g. 6,12 or repeated; sets strides per video.")
+    ] = None,
+    stride: Annotated[
+        list[str] | None, typer.Option(help="Frame strides, e.g. 1,2 or repeated (default 1).")
+    ] = None,
+    fit: Annotated[str, typer.Option(help="How frames meet the size: crop, pad or stretch.")] = "crop",
+    calibration: Annotated[
+        str, typer.Option(help="Motion buckets: default, fit (to these clips) or a calibration JSON file.")
+    ] = "default",
+    scene_threshold: Annotated[
+        float, typer.Option(help="Colour-histogram change (0..1) that counts as a scene cut.")
+    ] = 0.4,
+    max_clips_per_scene: Annotated[
+        int | None, typer.Option(help="Keep at most this many clips per scene and stride.")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace a dataset already in --out.")] = False,
+    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+) -> None:
+    """Cut videos into clips labelled with fps and motion_bucket_id, written as a training dataset."""
+    from rich.progress import Progress
+
+    from svdlab.params import parse_size
+    from svdlab.training.dataset import find_videos, prepare_dataset
+
+    def report_skip(source: Path, reason: str) -> None:
+        bar.console.print(f"[yellow]warning:[/] skipped {source}: {reason}", highlight=False, soft_wrap=True)
+
+    try:
+        width, height = parse_size(size)
+        target_fps, strides = _number_list(fps, float, "--fps"), _number_list(stride, int, "--stride")
+        sources = find_videos(videos)
+        with Progress(console=err_console, disable=quiet, transient=True) as bar:
+            task = bar.add_task("videos", total=len(sources))
+            prepared = prepare_dataset(
+                sources,
+                out,
+                width=width,
+                height=height,
+                frames=frames,
+                fps=target_fps,
+                strides=strides,
+                fit=fit,
+                calibration=calibration,
+                scene_threshold=scene_threshold,
+                max_clips_per_scene=max_clips_per_scene,
+                overwrite=overwrite,
+                on_skip=report_skip,
+                on_video=lambda source, clips: bar.advance(task),
+            )
+    except SvdlabError as error:
+        raise fail(str(error)) from None
+    except KeyboardInterrupt:
+        raise fail(f"interrupted; {out} is incomplete; run the command again with --overwrite") from None
+    if not prepared.clips:
+        raise fail(f"no clips written: all {len(prepared.skipped)} videos were skipped (reasons above)")
+    out_console.print(
+        f"{len(prepared.clips)} clips -> {prepared.path}; skipped {len(prepared.skipped)} of "
+        f"{len(sources)} videos; {prepared.calibration.source} motion calibration",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+@app.command("synth-data")
+def synth_data(
+    out: Annotated[Path, typer.Argument(help="Folder for the videos and truth.json.")],
+    count: Annotated[int, typer.Option(help="Number of videos.")],
+    size: Annotated[str, typer.Option(help="Video size WIDTHxHEIGHT.")] = "64x64",
+    frames: Annotated[int, typer.Option(help="Frames per video.")] = 16,
+    fps: Annotated[float, typer.Option(help="Frame rate of the videos.")] = 8,
+    seed: Annotated[int, typer.Option(help="Seed of the first video (the next ones count up).")] = 0,
+    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+) -> None:
+    """Write videos of moving sprites with their true motion (truth.json), for demos and tests."""
+    from rich.progress import Progress
+
+    from svdlab.params import parse_size
+    from svdlab.training.synthetic import write_synthetic_videos
+
+    try:
+        width, height = parse_size(size)
+        with Progress(console=err_console, disable=quiet, transient=True) as bar:
+            task = bar.add_task("videos", total=count)
+            records = write_synthetic_videos(
+                out,
+                count,
+                width=width,
+                height=height,
+                frames=frames,
+                fps=fps,
+                seed=seed,
+                on_video=lambda record: bar.advance(task),
+            )
+    except SvdlabError as error:
+        raise fail(str(error)) from None
+    out_console.print(f"{len(records)} videos -> {out} (truth.json)", highlight=False, soft_wrap=True)
+
+
+def _number_list(values: list[str] | None, kind: type, option: str) -> list | None:
+    """Numbers from repeated and/or comma-separated option values; None when the option was not given."""
+    if not values:
+        return None
+    try:
+        return [kind(part) for value in values for part in value.split(",") if part.strip()]
+    except ValueError:
+        raise fail(f"{option} {','.join(values)!r} is not a list of numbers, e.g. {option} 6,12") from None
 
 
 def _interrupt(signum, frame) -> None:
@@ -285,3 +423,25 @@ def _cell(value) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return "" if value is None else str(value)
+
+
+lora_app = typer.Typer(help="Work with LoRA files.", no_args_is_help=True)
+app.add_typer(lora_app, name="lora")
+
+
+@lora_app.command("merge")
+def lora_merge(
+    model: Annotated[str, typer.Argument(help="Preset (svdlab models), hub id or local folder.")],
+    lora: Annotated[Path, typer.Argument(help="LoRA file (.safetensors).")],
+    out: Annotated[Path, typer.Option(help="New folder for the merged diffusers checkpoint.")],
+    scale: Annotated[float, typer.Option(help="Strength of the LoRA to bake in (1: as trained).")] = 1.0,
+    dtype: Annotated[str | None, typer.Option(help="float32, float16 or bfloat16.")] = None,
+) -> None:
+    """Fold a LoRA into MODEL's weights and write a checkpoint that needs no LoRA to load."""
+    from svdlab.training.lora import save_merged
+
+    try:
+        path = save_merged(model, lora, out, scale=scale, dtype=dtype)
+    except SvdlabError as error:
+        raise fail(str(error)) from None
+    out_console.print(f"{model} + {lora} (scale {scale:g}) -> {path}", highlight=False, soft_wrap=True)

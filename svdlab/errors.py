@@ -21,6 +21,10 @@ class OutOfMemoryError(SvdlabError):
     """The device ran out of memory; the message names the memory options."""
 
 
+class RunInterruptedError(SvdlabError):
+    """A long run was stopped (Ctrl-C, SIGTERM); what it finished is saved and it can resume."""
+
+
 class SvdlabWarning(UserWarning):
     """A value outside what the real models were trained on: runs, but may look wrong."""
 

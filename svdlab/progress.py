@@ -51,3 +51,36 @@ def generation_progress(total_steps: int, total_videos: int, enabled: bool = Tru
     )
     with Progress(*columns, console=Console(stderr=True), transient=False) as progress:
         yield GenerationProgress(progress, total_steps, total_videos)
+
+
+class TrainingProgress:
+    """One bar of optimizer steps showing the stage and the running loss; does nothing when disabled."""
+
+    def __init__(self, progress: Progress | None, total: int, done: int):
+        self.progress = progress
+        if progress is not None:
+            self.task = progress.add_task("train", total=total, completed=done, stage="", loss=float("nan"))
+
+    def step(self, stage: str, loss: float) -> None:
+        """One optimizer step is done."""
+        if self.progress is not None:
+            self.progress.update(self.task, advance=1, stage=stage, loss=loss)
+
+
+@contextmanager
+def training_progress(total_steps: int, done_steps: int, enabled: bool = True):
+    """A TrainingProgress shown on stderr while the block runs."""
+    if not enabled:
+        yield TrainingProgress(None, total_steps, done_steps)
+        return
+    columns = (
+        TextColumn("{task.fields[stage]:>8}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]:.4f}"),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True), transient=False) as progress:
+        yield TrainingProgress(progress, total_steps, done_steps)

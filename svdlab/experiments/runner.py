@@ -51,8 +51,19 @@ def open_sweep(
     """Load the spec and model, plan the jobs, and find which are not finished yet."""
     spec_path = Path(spec_path)
     spec = load_spec(spec_path)
-    model = load_model(spec.model)
-    jobs = plan_sweep(spec, model, spec_path.parent)
+    return sweep_for_model(spec, load_model(spec.model), spec_path.parent, runs_dir, fresh, batch_size)
+
+
+def sweep_for_model(
+    spec: SweepSpec,
+    model,
+    base: Path,
+    runs_dir: str | Path = "runs",
+    fresh: bool = False,
+    batch_size: int | None = None,
+) -> Sweep:
+    """A sweep over a model already in memory (images relative to `base`), e.g. a model in training."""
+    jobs = plan_sweep(spec, model, base)
     store = Store(runs_dir)
     done = set() if fresh else store.finished_keys(spec.name)
     todo = [job for job in jobs if job.key not in done]

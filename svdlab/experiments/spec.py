@@ -4,19 +4,14 @@ from __future__ import annotations
 
 import glob
 import itertools
-import sys
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from svdlab.errors import InvalidParameterError
 from svdlab.params import GenerationParams, make_params, parse_size
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
+from svdlab.tomlconfig import load_toml
 
 PARAMETERS = (*GenerationParams.model_fields, "size")
 
@@ -111,24 +106,7 @@ def params_from(**values: Any) -> GenerationParams:
 
 def load_spec(path: str | Path) -> SweepSpec:
     """Read and validate a sweep spec; a mistake raises InvalidParameterError naming the key."""
-    path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text())
-    except FileNotFoundError as error:
-        raise InvalidParameterError(f"{path}: no such sweep spec; check the path") from error
-    except tomllib.TOMLDecodeError as error:
-        raise InvalidParameterError(f"{path}: not valid TOML ({error}); fix the syntax") from error
-    try:
-        return SweepSpec(**data)
-    except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        message = first["msg"].removeprefix("Value error, ")
-        if first["type"] in ("extra_forbidden", "missing"):
-            allowed = ", ".join(SweepSpec.model_fields)
-            message = f"{message.lower()}; the top-level keys are {allowed}"
-        prefix = "" if message.startswith(where) else f"{where}: "
-        raise InvalidParameterError(f"{path}: {prefix}{message}") from error
+    return load_toml(path, SweepSpec, "sweep spec")
 
 
 def expand_images(spec: SweepSpec, base: Path) -> list[str]:

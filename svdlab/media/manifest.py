@@ -25,11 +25,12 @@ def versions() -> dict[str, str]:
     return found
 
 
-def build_manifest(model, params, image: dict, timings: dict, output: dict) -> dict:
-    """The manifest of one video: model identity, every parameter, input, versions, timings, output."""
+def build_manifest(model, params, image: dict, timings: dict, output: dict, lora: dict | None = None) -> dict:
+    """The manifest of one video: model (and LoRA) identity, parameters, input, versions, timings, output."""
     return {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "model": model.describe(),
+        **({"lora": lora} if lora is not None else {}),
         "params": params.model_dump(),
         "memory": dict(model.memory),
         "image": image,

@@ -1,1 +1,2 @@
-"""Training: datasets from video folders and synthetic motion, motion labels, the EDM objective, the loop, LoRA."""
+"""Training: datasets from video folders and synthetic motion, motion labels, the EDM objective, the loop,
+LoRA."""

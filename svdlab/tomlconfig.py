@@ -1,0 +1,40 @@
+"""TOML files validated by pydantic models, with one-line errors that name the offending key."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from svdlab.errors import InvalidParameterError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+Config = TypeVar("Config", bound=BaseModel)
+
+
+def load_toml(path: str | Path, schema: type[Config], what: str) -> Config:
+    """Read and validate a TOML file; a mistake raises InvalidParameterError naming the key."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError as error:
+        raise InvalidParameterError(f"{path}: no such {what}; check the path") from error
+    except tomllib.TOMLDecodeError as error:
+        raise InvalidParameterError(f"{path}: not valid TOML ({error}); fix the syntax") from error
+    try:
+        return schema(**data)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        message = first["msg"].removeprefix("Value error, ")
+        if first["type"] in ("extra_forbidden", "missing") and len(first["loc"]) == 1:
+            allowed = ", ".join(schema.model_fields)
+            message = f"{message.lower()}; the top-level keys are {allowed}"
+        prefix = "" if message.startswith(where) else f"{where}: "
+        raise InvalidParameterError(f"{path}: {prefix}{message}") from error

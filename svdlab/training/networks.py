@@ -1,0 +1,60 @@
+"""The networks a run trains: built from an architecture (fresh weights) or a checkpoint, and the
+parameters each stage kind trains."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+
+import torch
+from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+from svdlab.models import PRESETS, SVDModel, load_model
+from svdlab.training.config import ModelSection
+
+TEMPORAL_PARAMETER = re.compile(r"temporal|time_mixer|time_pos_embed")
+
+
+def build_model(section: ModelSection, resolve, seed: int) -> SVDModel:
+    """The model to train on the CPU in float32: a checkpoint as loaded, or an architecture whose UNet and
+    VAE (and image encoder, if it has overrides) start from fresh seeded weights."""
+    source = section.checkpoint or section.architecture
+    local = resolve(source)
+    name = str(local) if source not in PRESETS and local.exists() else source
+    model = load_model(name, device="cpu", dtype="float32")
+    if section.checkpoint is not None:
+        return model
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model.unet = _fresh(model.unet, section.unet)
+        model.vae = _fresh(model.vae, section.vae)
+        if section.image_encoder:
+            settings = {**model.image_encoder.config.to_dict(), **section.image_encoder}
+            model.image_encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(**settings)).eval()
+    model.source, model.location, model._weights_sha256 = "training", str(source), None
+    model.preset = replace(model.preset, name="trained", trained_spec=False)
+    return model
+
+
+def _fresh(network: torch.nn.Module, overrides: dict) -> torch.nn.Module:
+    """A network of the same class from its config with overrides, with newly initialised weights."""
+    return type(network).from_config({**network.config, **overrides})
+
+
+def is_temporal(name: str) -> bool:
+    """Whether a UNet parameter belongs to a temporal layer (temporal attention, resnets or mixing)."""
+    return TEMPORAL_PARAMETER.search(name) is not None
+
+
+def stage_parameters(unet: torch.nn.Module, kind: str, lora: bool) -> list[torch.nn.Parameter]:
+    """Mark and return the UNet parameters a stage trains: image -> spatial, temporal -> temporal,
+    video -> all; with a LoRA, only the LoRA parameters of those layers."""
+    chosen = []
+    for name, parameter in unet.named_parameters():
+        wanted = kind == "video" or (kind == "temporal") == is_temporal(name)
+        if lora:
+            wanted = wanted and "lora_" in name
+        parameter.requires_grad_(wanted)
+        if wanted:
+            chosen.append(parameter)
+    return chosen

@@ -1,0 +1,394 @@
+"""svdlab train: stages of EDM training (VAE, image, video, temporal) on a clip dataset with AdamW, EMA,
+gradient accumulation, mixed precision and checkpoints that resume exactly, through accelerate."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import statistics
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from diffusers.training_utils import EMAModel
+
+from svdlab.engine.conditioning import vae_latents
+from svdlab.errors import InvalidParameterError, RunInterruptedError
+from svdlab.progress import training_progress
+from svdlab.training.batches import TrainingData, added_time_ids, step_generator
+from svdlab.training.checkpoint import check_resumable, latest_checkpoint, save_checkpoint
+from svdlab.training.config import StageSection, TrainConfig, load_train_config, resolve_path
+from svdlab.training.dataset import ClipDataset
+from svdlab.training.log import TrainingLog
+from svdlab.training.lora import add_lora, save_lora
+from svdlab.training.networks import build_model, stage_parameters
+from svdlab.training.objective import denoising_loss, draw
+from svdlab.training.vae import AutoencoderObjective, latent_scaling_factor, posterior_noise_shape
+from svdlab.training.validation import validate, validation_images
+
+MODEL_FOLDER = "model"
+LORA_FILE = "lora.safetensors"
+
+
+@dataclass
+class TrainResult:
+    """What a call to train did: the run folder, the step reached, what it wrote and its losses."""
+
+    run_dir: Path
+    step: int
+    output: Path
+    losses: list[float] = field(default_factory=list)
+    reports: list[Path] = field(default_factory=list)
+
+
+def train(
+    config_path: str | Path,
+    *,
+    fresh: bool = False,
+    progress: bool = True,
+    on_step: Callable[[int, float], None] | None = None,
+) -> TrainResult:
+    """Train (or resume training) as the config says; returns where the result went."""
+    config_path = Path(config_path)
+    trainer = Trainer(load_train_config(config_path), config_path, fresh=fresh)
+    return trainer.run(progress=progress, on_step=on_step)
+
+
+def fingerprint(config: TrainConfig) -> str:
+    """A hash of what a checkpoint must agree with to be resumed: model, data, seed, objective, LoRA."""
+    parts = config.model_dump(include={"model", "data", "seed", "objective", "lora"})
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class Trainer:
+    """One training run: the model, its data, EMA, the current stage's optimizer and the step counter."""
+
+    def __init__(self, config: TrainConfig, config_path: Path, fresh: bool = False):
+        self.config, self.config_path = config, config_path
+        self.run_dir = Path(config.output) / config.name
+        if fresh:
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.accelerator = Accelerator(mixed_precision=config.mixed_precision)
+        self.dataset = ClipDataset(resolve_path(config_path, config.data.dataset))
+        self.model = build_model(config.model, lambda value: resolve_path(config_path, value), config.seed)
+        self._check_shapes()
+        self._set_preset()
+        if config.lora is not None:
+            add_lora(
+                self.model.unet, rank=config.lora.rank, alpha=config.lora.alpha, targets=config.lora.targets
+            )
+        if config.gradient_checkpointing:
+            self.model.unet.enable_gradient_checkpointing()
+            self.model.vae.enable_gradient_checkpointing()
+        self._place()
+        self.ema = EMAModel(self._ema_parameters(), decay=config.ema_decay) if config.ema_decay > 0 else None
+        self.data = TrainingData(self.dataset, config.seed, config.cache_latents)
+        self.step = 0
+        self.stage_index: int | None = None
+        self.trained: torch.nn.Module | None = None
+        self.optimizer = None
+        self.saved_optimizer: dict | None = None
+        self.saved_step = 0
+
+    def _check_shapes(self) -> None:
+        """The dataset's frame size and clip length suit the model and every stage."""
+        multiple = self.model.size_multiple
+        if self.dataset.width % multiple or self.dataset.height % multiple:
+            raise InvalidParameterError(
+                f"the dataset's clips are {self.dataset.width}x{self.dataset.height}, but this model needs "
+                f"multiples of {multiple}; prepare the data again with a --size of such multiples"
+            )
+        for stage in self.config.stages:
+            if stage.frames is not None and stage.frames > self.dataset.frames:
+                raise InvalidParameterError(
+                    f"a {stage.kind} stage asks for {stage.frames} frames but the dataset's clips have "
+                    f"{self.dataset.frames}; lower frames or prepare longer clips"
+                )
+
+    def _set_preset(self) -> None:
+        """The trained model's defaults: the dataset's size, clip length and typical fps."""
+        fps = [int(record["fps"]) for record in self.dataset.records] or [self.model.preset.fps]
+        self.model.preset = replace(
+            self.model.preset,
+            name=self.config.name,
+            description=f"trained by svdlab train ({self.config.name})",
+            repo_id=None,
+            num_frames=self.dataset.frames,
+            width=self.dataset.width,
+            height=self.dataset.height,
+            fps=int(statistics.median(fps)),
+            trained_spec=False,
+        )
+
+    def _place(self) -> None:
+        """Put the networks on the accelerator's device in float32 (autocast does mixed precision)."""
+        device = self.accelerator.device
+        for network in (self.model.unet, self.model.vae, self.model.image_encoder):
+            network.to(device).requires_grad_(False)
+        self.model.device, self.model.dtype = device, torch.float32
+
+    def _ema_parameters(self) -> list[torch.nn.Parameter]:
+        """What EMA averages: the LoRA parameters in a LoRA run, else the whole UNet."""
+        parameters = list(self.model.unet.parameters())
+        if self.config.lora is None:
+            return parameters
+        return [p for name, p in self.model.unet.named_parameters() if "lora_" in name]
+
+    def resume(self) -> None:
+        """Load the newest checkpoint of the run folder, if there is one."""
+        checkpoint = latest_checkpoint(self.run_dir)
+        if checkpoint is None:
+            return
+        check_resumable(checkpoint, fingerprint(self.config), self.config_path)
+        checkpoint.load_network("unet", self.model.unet)
+        if (checkpoint.folder / "vae.safetensors").is_file():
+            checkpoint.load_network("vae", self.model.vae)
+        self.model.vae.register_to_config(scaling_factor=checkpoint.state["vae_scaling_factor"])
+        if self.ema is not None:
+            self.ema.load_state_dict(checkpoint.load_object("ema"))
+            self.ema.to(self.accelerator.device)
+        self.step = self.saved_step = checkpoint.step
+        if (
+            self.step < self.config.total_steps
+            and self.config.stage_at(self.step)[0] == checkpoint.state["stage"]
+        ):
+            self.saved_optimizer = checkpoint.load_object("optimizer")
+            scaler = checkpoint.load_object("scaler")
+            if scaler is not None and self.accelerator.scaler is not None:
+                self.accelerator.scaler.load_state_dict(scaler)
+
+    def run(self, progress: bool = True, on_step: Callable[[int, float], None] | None = None) -> TrainResult:
+        """Train from the last checkpoint to the end; save the result; validate as configured."""
+        self.resume()
+        config, accelerator = self.config, self.accelerator
+        log = TrainingLog(self.run_dir, config.name, config.model_dump(), config.trackers.wandb)
+        images = validation_images(config, self.config_path, self.dataset, self.run_dir)
+        result = TrainResult(self.run_dir, self.step, self.run_dir)
+        show = progress and accelerator.is_main_process
+        try:
+            with training_progress(config.total_steps, self.step, show) as bar:
+                while self.step < config.total_steps:
+                    index, stage, local = config.stage_at(self.step)
+                    if index != self.stage_index:
+                        self._enter_stage(index)
+                    loss = self._optimizer_step(stage, local)
+                    self.step += 1
+                    result.losses.append(loss)
+                    bar.step(stage.kind, loss)
+                    if self.step % config.log_every == 0 or self.step == config.total_steps:
+                        log.log(self.step, {"loss": loss, "stage": stage.kind, "lr": self._lr(stage, local)})
+                    if local + 1 == stage.steps:
+                        self._finish_stage(stage)
+                    if self.step % config.checkpoint_every == 0 or local + 1 == stage.steps:
+                        self._save()
+                    if config.validation.every and self.step % config.validation.every == 0:
+                        result.reports.append(self._validate(images, log))
+                    if on_step is not None:
+                        on_step(self.step, loss)
+        except KeyboardInterrupt:
+            if self.step > self.saved_step:
+                self._save()
+            raise RunInterruptedError(
+                f"interrupted after step {self.step} of {config.total_steps}; its checkpoint is in "
+                f"{self.run_dir / 'checkpoints'}; run the same command again to resume"
+            ) from None
+        finally:
+            log.close()
+        if config.validation.every and result.losses and self.step % config.validation.every:
+            result.reports.append(self._validate(images, log))
+        result.step, result.output = self.step, self._write_result()
+        return result
+
+    def _enter_stage(self, index: int) -> None:
+        """Choose the stage's trainable parameters and give them a fresh (or restored) AdamW."""
+        stage, accelerator = self.config.stages[index], self.accelerator
+        if self.trained is not None:
+            accelerator.unwrap_model(self.trained, keep_fp32_wrapper=False)
+            accelerator.free_memory()
+        if stage.kind == "vae":
+            self.model.unet.requires_grad_(False)
+            network = AutoencoderObjective(
+                self.model.vae.requires_grad_(True), self.config.objective.vae_kl_weight
+            )
+            parameters = list(self.model.vae.parameters())
+            self.data.forget()
+        else:
+            self.model.vae.requires_grad_(False)
+            network = self.model.unet
+            parameters = stage_parameters(network, stage.kind, lora=self.config.lora is not None)
+        settings = self.config.optimizer
+        optimizer = torch.optim.AdamW(
+            parameters,
+            lr=stage.learning_rate,
+            betas=settings.betas,
+            eps=settings.eps,
+            weight_decay=settings.weight_decay,
+        )
+        if self.saved_optimizer is not None:
+            optimizer.load_state_dict(self.saved_optimizer)
+            self.saved_optimizer = None
+        network.train()
+        self.trained, self.optimizer = accelerator.prepare(network, optimizer)
+        self.parameters = parameters
+        self.stage_index = index
+
+    def _lr(self, stage: StageSection, local: int) -> float:
+        """The stage's learning rate after linear warmup."""
+        return (
+            stage.learning_rate * min(1.0, (local + 1) / stage.warmup_steps)
+            if stage.warmup_steps
+            else stage.learning_rate
+        )
+
+    def _optimizer_step(self, stage: StageSection, local: int) -> float:
+        """One optimizer step over `gradient_accumulation` micro-batches; returns the mean loss."""
+        accelerator, accumulation = self.accelerator, self.config.gradient_accumulation
+        for group in self.optimizer.param_groups:
+            group["lr"] = self._lr(stage, local)
+        total = 0.0
+        for micro in range(accumulation):
+            number = (
+                self.step * accumulation + micro
+            ) * accelerator.num_processes + accelerator.process_index
+            indices = self.data.indices(number, stage.batch_size)
+            generator = step_generator(self.config.seed, self.step, micro, accelerator.process_index)
+            last = micro == accumulation - 1
+            with nullcontext() if last else accelerator.no_sync(self.trained):
+                with accelerator.autocast():
+                    loss = self._loss(self.trained, stage, indices, generator)
+                accelerator.backward(loss / accumulation)
+            total += loss.detach().float() / accumulation
+        if self.config.optimizer.max_grad_norm is not None:
+            accelerator.clip_grad_norm_(self.parameters, self.config.optimizer.max_grad_norm)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.ema is not None:
+            self.ema.step(self._ema_parameters())
+        return float(accelerator.reduce(total.to(accelerator.device), reduction="mean"))
+
+    def _loss(
+        self, network: torch.nn.Module, stage: StageSection, indices: list[int], generator: torch.Generator
+    ) -> torch.Tensor:
+        """The stage's loss for `network` on the clips `indices` with this micro-batch's random draws."""
+        device, objective = self.accelerator.device, self.config.objective
+        frames = 1 if stage.kind == "image" else stage.frames or self.dataset.frames
+        if stage.kind == "vae":
+            clips = self.data.clip_pixels(indices, frames)
+            eps = torch.randn(posterior_noise_shape(self.model, tuple(clips.shape)), generator=generator)
+            return network(clips.to(device), eps)
+        batch = self.data.batch(self.model, indices, frames)
+        draws = draw(
+            generator,
+            tuple(batch.latents.shape),
+            tuple(batch.cond_pixels.shape),
+            objective.p_mean,
+            objective.p_std,
+            objective.cond_noise_mean,
+            objective.cond_noise_std,
+            objective.cond_dropout,
+        )
+        strengths = draws.cond_strengths.view(-1, 1, 1, 1)
+        cond_latents = (
+            vae_latents(self.model, batch.cond_pixels + strengths * draws.cond_noise).float().clone()
+        )
+        keep = draws.keep_condition.to(device, torch.float32)
+        losses = denoising_loss(
+            network,
+            batch.latents.to(device),
+            cond_latents * keep.view(-1, 1, 1, 1),
+            batch.embeddings.to(device) * keep.view(-1, 1, 1),
+            added_time_ids(batch, draws.cond_strengths).to(device),
+            draws.sigmas.to(device),
+            draws.noise.to(device),
+        )
+        return losses.mean()
+
+    @torch.no_grad()
+    def loss_on(self, indices: list[int], kind: str = "video", seed: int = 0) -> float:
+        """The loss of a stage kind on given clips with draws fixed by `seed`, without training."""
+        stage = StageSection(kind=kind, steps=1, batch_size=len(indices))
+        network = self.model.unet
+        if kind == "vae":
+            network = AutoencoderObjective(self.model.vae, self.config.objective.vae_kl_weight)
+        return float(self._loss(network, stage, indices, step_generator(seed, -1)))
+
+    def _finish_stage(self, stage: StageSection) -> None:
+        """After a VAE stage of a model trained from scratch, rescale latents to unit variance."""
+        if stage.kind == "vae" and self.config.model.architecture is not None:
+            pixels = self.data.clip_pixels(list(range(min(len(self.dataset), 64))), self.dataset.frames)
+            self.model.vae.eval()
+            self.model.vae.register_to_config(scaling_factor=latent_scaling_factor(self.model, pixels))
+            self.data.forget()
+
+    def _save(self) -> None:
+        """A checkpoint of everything needed to go on from this step."""
+        accelerator = self.accelerator
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            networks = {"unet": self.model.unet}
+            if any(stage.kind == "vae" for stage in self.config.stages):
+                networks["vae"] = self.model.vae
+            objects = {
+                "ema": self.ema.state_dict() if self.ema is not None else None,
+                "optimizer": self.optimizer.state_dict(),
+                "scaler": accelerator.scaler.state_dict() if accelerator.scaler is not None else None,
+            }
+            state = {
+                "fingerprint": fingerprint(self.config),
+                "stage": self.stage_index,
+                "vae_scaling_factor": float(self.model.vae.config.scaling_factor),
+            }
+            save_checkpoint(self.run_dir, self.step, state, networks, objects, self.config.keep_checkpoints)
+        self.saved_step = self.step
+
+    def _with_ema(self):
+        """A context in which the UNet holds the EMA weights (restored after)."""
+        ema, parameters = self.ema, self._ema_parameters()
+        if ema is None:
+            return nullcontext()
+        return _Swapped(ema, parameters)
+
+    def _validate(self, images: list[str], log: TrainingLog) -> Path | None:
+        """Render and measure the validation sweep with the EMA weights (main process only)."""
+        report = None
+        if self.accelerator.is_main_process:
+            self.model.unet.eval()
+            with self._with_ema():
+                report = validate(self.config, self.model, images, self.run_dir, self.step)
+            self.model.unet.train()
+            log.log(self.step, {"validation_report": str(report)})
+        self.accelerator.wait_for_everyone()
+        return report
+
+    def _write_result(self) -> Path:
+        """The trained model folder (EMA weights), or the LoRA file of a LoRA run."""
+        target = self.run_dir / (LORA_FILE if self.config.lora is not None else MODEL_FOLDER)
+        if self.accelerator.is_main_process:
+            self.model.unet.eval()
+            self.model.vae.eval()
+            with self._with_ema():
+                if self.config.lora is not None:
+                    save_lora(self.model.unet, target)
+                else:
+                    self.model.save_pretrained(target)
+        self.accelerator.wait_for_everyone()
+        return target
+
+
+class _Swapped:
+    """Swap EMA weights into parameters for the duration of a with block."""
+
+    def __init__(self, ema: EMAModel, parameters: list[torch.nn.Parameter]):
+        self.ema, self.parameters = ema, parameters
+
+    def __enter__(self):
+        self.ema.store(self.parameters)
+        self.ema.copy_to(self.parameters)
+
+    def __exit__(self, *exc):
+        self.ema.restore(self.parameters)

@@ -1,0 +1,217 @@
+"""Training: the objective falls on a fixed batch, resume is exact, stages train the right layers, LoRA
+runs end to end, checkpoints guard their config, and the CLI trains and reports."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+from typer.testing import CliRunner
+
+from svdlab.api import generate
+from svdlab.cli import app
+from svdlab.errors import InvalidParameterError, RunInterruptedError
+from svdlab.models import load_model
+from svdlab.training.config import load_train_config
+from svdlab.training.dataset import prepare_dataset
+from svdlab.training.lora import load_lora, merge_lora
+from svdlab.training.networks import is_temporal
+from svdlab.training.synthetic import write_synthetic_videos
+from svdlab.training.trainer import Trainer, train
+
+FAST = {"steps": 3, "seed": 1}
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    """Six 4-frame 64x48 clips cut from synthetic sprite videos."""
+    root = tmp_path_factory.mktemp("training")
+    write_synthetic_videos(root / "videos", 3, width=64, height=48, frames=8, fps=8, seed=3)
+    prepare_dataset(root / "videos", root / "data", width=64, height=48, frames=4)
+    return root / "data"
+
+
+def write_config(folder, dataset, stages, **settings) -> str:
+    """A training config file in `folder` over `dataset` with the given stages and top-level settings."""
+    lines = [f'name = "{settings.pop("name", "run")}"', f'output = "{folder / "runs"}"']
+    sections = {
+        key: settings.pop(key) for key in ("model", "lora", "validation", "objective") if key in settings
+    }
+    lines += [f"{key} = {json.dumps(value)}" for key, value in settings.items()]
+    sections.setdefault("model", {"checkpoint": "tiny-random"})
+    sections.setdefault("objective", {"cond_dropout": 0.0})
+    for name, values in sections.items():
+        lines.append(f"[{name}]")
+        lines += [f"{key} = {_toml(value)}" for key, value in values.items()]
+    lines += ["[data]", f'dataset = "{dataset}"']
+    for stage in stages:
+        lines.append("[[stages]]")
+        lines += [f"{key} = {_toml(value)}" for key, value in stage.items()]
+    path = folder / "train.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def _toml(value) -> str:
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{key} = {_toml(item)}" for key, item in value.items()) + " }"
+    return json.dumps(value)
+
+
+def unet_weights(run_dir, step: int) -> dict[str, torch.Tensor]:
+    return load_file(run_dir / "checkpoints" / f"step-{step:06d}" / "unet.safetensors")
+
+
+def test_a_fixed_batch_is_overfit(tmp_path, dataset):
+    stages = [{"kind": "video", "steps": 30, "batch_size": 2, "learning_rate": 2e-3}]
+    path = write_config(tmp_path, dataset, stages, ema_decay=0.0)
+    trainer = Trainer(load_train_config(path), tmp_path / "train.toml")
+    trainer.data.indices = lambda number, size: [0, 1]
+    before = np.mean([trainer.loss_on([0, 1], seed=seed) for seed in range(4)])
+    trainer.run(progress=False)
+    after = np.mean([trainer.loss_on([0, 1], seed=seed) for seed in range(4)])
+    assert after < 0.6 * before
+
+
+def test_resume_after_an_interruption_gives_the_same_weights(tmp_path, dataset):
+    stages = [
+        {"kind": "image", "steps": 2, "batch_size": 2, "learning_rate": 1e-3},
+        {"kind": "video", "steps": 3, "batch_size": 2, "learning_rate": 1e-3, "warmup_steps": 2},
+    ]
+    settings = {"gradient_accumulation": 2, "checkpoint_every": 100, "ema_decay": 0.9}
+    whole = tmp_path / "whole"
+    whole.mkdir()
+    train(write_config(whole, dataset, stages, **settings), progress=False)
+
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    config = write_config(parts, dataset, stages, **settings)
+
+    def stop(step: int, loss: float) -> None:
+        if step == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(RunInterruptedError, match="after step 3 of 5"):
+        train(config, progress=False, on_step=stop)
+    assert (parts / "runs/run/checkpoints/step-000003").is_dir()
+    resumed = train(config, progress=False)
+    assert resumed.step == 5 and len(resumed.losses) == 2
+
+    expected, got = unet_weights(whole / "runs/run", 5), unet_weights(parts / "runs/run", 5)
+    assert expected.keys() == got.keys()
+    assert all(torch.equal(expected[key], got[key]) for key in expected)
+    ema_expected = torch.load(whole / "runs/run/checkpoints/step-000005/ema.pt", weights_only=True)
+    ema_got = torch.load(parts / "runs/run/checkpoints/step-000005/ema.pt", weights_only=True)
+    assert all(torch.equal(a, b) for a, b in zip(ema_expected["shadow_params"], ema_got["shadow_params"]))
+
+
+def test_image_stage_trains_spatial_layers_and_temporal_stage_only_temporal(tmp_path, dataset):
+    base = load_model("tiny-random", device="cpu", dtype="float32").unet.state_dict()
+    stages = [{"kind": "image", "steps": 1, "batch_size": 2, "learning_rate": 1e-2}]
+    run = train(write_config(tmp_path, dataset, stages, name="image"), progress=False)
+    image = unet_weights(run.run_dir, 1)
+    stages = [{"kind": "temporal", "steps": 1, "batch_size": 2, "learning_rate": 1e-2}]
+    run = train(write_config(tmp_path, dataset, stages, name="temporal"), progress=False)
+    temporal = unet_weights(run.run_dir, 1)
+    changed_by_image = {key for key in base if not torch.equal(base[key], image[key])}
+    changed_by_temporal = {key for key in base if not torch.equal(base[key], temporal[key])}
+    assert changed_by_image and all(not is_temporal(key) for key in changed_by_image)
+    assert changed_by_temporal and all(is_temporal(key) for key in changed_by_temporal)
+
+
+def test_gradient_checkpointing_and_accumulation_keep_the_loss(tmp_path, dataset):
+    stages = [{"kind": "video", "steps": 1, "batch_size": 2}]
+    losses = []
+    for index, settings in enumerate([{}, {"gradient_checkpointing": True}]):
+        folder = tmp_path / str(index)
+        folder.mkdir()
+        losses.append(train(write_config(folder, dataset, stages, **settings), progress=False).losses[0])
+    assert losses[0] == pytest.approx(losses[1], rel=1e-5)
+
+
+def test_from_scratch_with_vae_stage_writes_a_loadable_model_and_validation_reports(tmp_path, dataset):
+    stages = [
+        {"kind": "vae", "steps": 2, "batch_size": 2, "learning_rate": 1e-3},
+        {"kind": "image", "steps": 1, "batch_size": 2},
+        {"kind": "video", "steps": 1, "batch_size": 2},
+    ]
+    validation = {"every": 2, "count": 1, "grid": {"motion_bucket_id": [20, 200]}, "fixed": FAST}
+    config = write_config(
+        tmp_path,
+        dataset,
+        stages,
+        model={"architecture": "tiny-random"},
+        validation=validation,
+        name="scratch",
+        log_every=1,
+    )
+    result = train(config, progress=False)
+    assert result.output == tmp_path / "runs/scratch/model"
+    assert [report.parent.parent.name for report in result.reports] == [
+        "scratch-step000002",
+        "scratch-step000004",
+    ]
+    assert all(report.is_file() for report in result.reports)
+
+    trained = load_model(result.output, device="cpu", dtype="float32")
+    assert trained.preset.num_frames == 4 and (trained.preset.width, trained.preset.height) == (64, 48)
+    scratch = load_model("tiny-random", device="cpu", dtype="float32")
+    assert trained.vae.config.scaling_factor != pytest.approx(scratch.vae.config.scaling_factor)
+    assert not torch.equal(trained.unet.conv_in.weight, scratch.unet.conv_in.weight)
+    video = generate(str(result.run_dir / "validation-images" / "clip-000000.png"), trained, **FAST)[0]
+    assert video.frames.shape[:2] == (4, 3) and torch.isfinite(torch.as_tensor(video.frames)).all()
+
+    log = [json.loads(line) for line in (result.run_dir / "log.jsonl").read_text().splitlines()]
+    assert [entry["stage"] for entry in log if "loss" in entry] == ["vae", "vae", "image", "video"]
+
+
+def test_a_changed_config_is_not_resumed(tmp_path, dataset):
+    stages = [{"kind": "video", "steps": 1, "batch_size": 2}]
+    train(write_config(tmp_path, dataset, stages), progress=False)
+    changed = write_config(tmp_path, dataset, [{**stages[0], "steps": 2}], seed=7)
+    with pytest.raises(InvalidParameterError, match="--fresh"):
+        train(changed, progress=False)
+    assert train(changed, progress=False, fresh=True).step == 2
+
+
+def test_lora_training_saves_a_lora_that_generates_and_merges(tmp_path, dataset):
+    stages = [{"kind": "video", "steps": 3, "batch_size": 2, "learning_rate": 5e-2}]
+    config = write_config(tmp_path, dataset, stages, lora={"rank": 4, "targets": "spatial"}, ema_decay=0.0)
+    result = train(config, progress=False)
+    assert result.output == tmp_path / "runs/run/lora.safetensors"
+    image = str(tmp_path / "runs/run/validation-images/clip-000000.png")
+
+    base = generate(image, "tiny-random", **FAST)[0].frames
+    adapted = generate(image, "tiny-random", lora=result.output, **FAST)[0].frames
+    assert np.abs(adapted - base).max() > 1e-3
+
+    model = load_model("tiny-random", device="cpu", dtype="float32")
+    load_lora(model.unet, result.output)
+    unmerged = generate(image, model, **FAST)[0].frames
+    merge_lora(model.unet)
+    merged = generate(image, model, **FAST)[0].frames
+    np.testing.assert_allclose(unmerged, adapted, atol=1e-6)
+    np.testing.assert_allclose(merged, unmerged, atol=1e-5)
+
+
+def test_cli_trains_and_reports_bad_configs_in_one_line(tmp_path, dataset):
+    stages = [{"kind": "video", "steps": 1, "batch_size": 1}]
+    runner = CliRunner()
+    result = runner.invoke(app, ["train", write_config(tmp_path, dataset, stages), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "trained 1 steps" in result.output and (tmp_path / "runs/run/model/svdlab.json").is_file()
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "x"\n[model]\ncheckpoint = "tiny-random"\n[data]\ndataset = "nowhere"\n')
+    result = runner.invoke(app, ["train", str(bad)])
+    assert result.exit_code == 2
+    assert "stages" in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_the_example_config_is_valid():
+    config = load_train_config("examples/training/tiny-sprites.toml")
+    assert [stage.kind for stage in config.stages] == ["vae", "image", "video"]
+    assert config.model.architecture == "tiny-random"
