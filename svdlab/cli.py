@@ -201,7 +201,9 @@ def sweep(
 @app.command()
 def train(
     config: Annotated[Path, typer.Argument(help="Training config (TOML); see docs/training.md.")],
-    fresh: Annotated[bool, typer.Option(help="Delete the run's checkpoints and start over.")] = False,
+    fresh: Annotated[
+        bool, typer.Option(help="Delete the run folder (checkpoints, log, validation) and start over.")
+    ] = False,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
     """Train or fine-tune a model as CONFIG says; resumes from the run's last checkpoint."""

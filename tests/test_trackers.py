@@ -228,3 +228,20 @@ def test_a_sweep_with_a_wandb_section_logs_every_video(tmp_path: Path, offline: 
         for stem in ("photo0", "photo1"):
             assert summary[f"{stem}/motion_score"] >= 0 and summary[f"{stem}/video"]["_type"] == "video-file"
     assert runs["summary"]["summary"]["videos"]["nrows"] == 4
+
+
+def test_training_log_writes_json_lines_and_a_wandb_run(tmp_path: Path, offline: Path) -> None:
+    from svdlab.training.log import TrainingLog
+
+    log = TrainingLog(tmp_path, "sprites", {"seed": 3}, WandbSpec(project="svd-train"))
+    log.log(10, {"loss": 0.5, "stage": "video"})
+    log.log(20, {"loss": 0.25, "stage": "video"})
+    log.close()
+    lines = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert lines == [
+        {"step": 10, "loss": 0.5, "stage": "video"},
+        {"step": 20, "loss": 0.25, "stage": "video"},
+    ]
+    run = _offline_runs(offline)["sprites"]
+    assert (run["project"], run["group"], run["config"]["seed"]) == ("svd-train", "sprites", 3)
+    assert run["summary"]["loss"] == 0.25 and run["summary"]["_step"] == 20

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import PIL.Image
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -16,7 +17,7 @@ from svdlab.cli import app
 from svdlab.errors import InvalidParameterError, RunInterruptedError
 from svdlab.models import load_model
 from svdlab.training.config import load_train_config
-from svdlab.training.dataset import prepare_dataset
+from svdlab.training.dataset import ClipDataset, prepare_dataset
 from svdlab.training.lora import load_lora, merge_lora
 from svdlab.training.networks import is_temporal
 from svdlab.training.synthetic import write_synthetic_videos
@@ -155,6 +156,12 @@ def test_from_scratch_with_vae_stage_writes_a_loadable_model_and_validation_repo
         "scratch-step000004",
     ]
     assert all(report.is_file() for report in result.reports)
+    identities = [
+        json.loads(next((report.parent.parent).glob("*.json")).read_text())["model"]
+        for report in result.reports
+    ]
+    assert all(identity["source"] == "training" for identity in identities)
+    assert identities[0]["weights_sha256"] != identities[1]["weights_sha256"]
 
     trained = load_model(result.output, device="cpu", dtype="float32")
     assert trained.preset.num_frames == 4 and (trained.preset.width, trained.preset.height) == (64, 48)
@@ -182,7 +189,7 @@ def test_lora_training_saves_a_lora_that_generates_and_merges(tmp_path, dataset)
     config = write_config(tmp_path, dataset, stages, lora={"rank": 4, "targets": "spatial"}, ema_decay=0.0)
     result = train(config, progress=False)
     assert result.output == tmp_path / "runs/run/lora.safetensors"
-    image = str(tmp_path / "runs/run/validation-images/clip-000000.png")
+    image = PIL.Image.fromarray(ClipDataset(dataset)[0].frames[0])
 
     base = generate(image, "tiny-random", **FAST)[0].frames
     adapted = generate(image, "tiny-random", lora=result.output, **FAST)[0].frames

@@ -83,7 +83,7 @@ class WandbTracker:
             self.failed = True
             hint = INSTALL_HINT if isinstance(error, ModuleNotFoundError) else WANDB_HINT
             warnings.warn(
-                f"wandb logging failed ({_describe(error)}); {hint}",
+                f"wandb logging failed ({describe_error(error)}); {hint}",
                 SvdlabWarning,
                 stacklevel=3,
             )
@@ -156,7 +156,7 @@ def _video(wandb: Any, path: Path) -> Any:
     return wandb.Video(str(path), format=format)
 
 
-def _describe(error: Exception) -> str:
+def describe_error(error: Exception) -> str:
     """An exception as one short line."""
     lines = str(error).strip().splitlines()
     text = f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__

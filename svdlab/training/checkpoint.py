@@ -70,9 +70,9 @@ def latest_checkpoint(folder: Path) -> Checkpoint | None:
 
 
 def check_resumable(checkpoint: Checkpoint, fingerprint: str, config_path: Path) -> None:
-    """Refuse to resume a run whose model, data, seed or objective changed since its checkpoint."""
+    """Refuse to resume a run whose model, data, seed, objective, LoRA or EMA changed since its checkpoint."""
     if checkpoint.state.get("fingerprint") != fingerprint:
         raise InvalidParameterError(
-            f"{checkpoint.folder} was trained with a different model, data, seed, objective or LoRA than "
-            f"{config_path} now gives; restore those settings, or pass --fresh to start the run over"
+            f"{checkpoint.folder} was trained with other model, data, seed, objective, LoRA or EMA settings "
+            f"than {config_path} gives now; restore them, or pass --fresh to start the run over"
         )

@@ -9,6 +9,7 @@ from typing import Any
 
 from svdlab.errors import SvdlabWarning
 from svdlab.experiments.spec import WandbSpec
+from svdlab.experiments.trackers import describe_error
 
 WANDB_HINT = "training goes on with the local log only; run `wandb login` or set WANDB_MODE=offline"
 
@@ -53,5 +54,6 @@ class TrainingLog:
             action(*args)
         except Exception as error:
             self.run = None
-            summary = str(error).strip().splitlines()[0][:160] if str(error).strip() else type(error).__name__
-            warnings.warn(f"wandb logging failed ({summary}); {WANDB_HINT}", SvdlabWarning, stacklevel=3)
+            warnings.warn(
+                f"wandb logging failed ({describe_error(error)}); {WANDB_HINT}", SvdlabWarning, stacklevel=3
+            )

@@ -4,7 +4,6 @@ parameters each stage kind trains."""
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 
 import torch
 from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
@@ -31,8 +30,6 @@ def build_model(section: ModelSection, resolve, seed: int) -> SVDModel:
         if section.image_encoder:
             settings = {**model.image_encoder.config.to_dict(), **section.image_encoder}
             model.image_encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(**settings)).eval()
-    model.source, model.location, model._weights_sha256 = "training", str(source), None
-    model.preset = replace(model.preset, name="trained", trained_spec=False)
     return model
 
 

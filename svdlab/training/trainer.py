@@ -59,8 +59,8 @@ def train(
 
 
 def fingerprint(config: TrainConfig) -> str:
-    """A hash of what a checkpoint must agree with to be resumed: model, data, seed, objective, LoRA."""
-    parts = config.model_dump(include={"model", "data", "seed", "objective", "lora"})
+    """A hash of what a checkpoint must agree with to be resumed: model, data, seed, objective, LoRA, EMA."""
+    parts = config.model_dump(include={"model", "data", "seed", "objective", "lora", "ema_decay"})
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -76,6 +76,11 @@ class Trainer:
         self.accelerator = Accelerator(mixed_precision=config.mixed_precision)
         self.dataset = ClipDataset(resolve_path(config_path, config.data.dataset))
         self.model = build_model(config.model, lambda value: resolve_path(config_path, value), config.seed)
+        self.model.source, self.model.location, self.model._weights_sha256 = (
+            "training",
+            str(self.run_dir),
+            None,
+        )
         self._check_shapes()
         self._set_preset()
         if config.lora is not None:
@@ -167,7 +172,11 @@ class Trainer:
         self.resume()
         config, accelerator = self.config, self.accelerator
         log = TrainingLog(self.run_dir, config.name, config.model_dump(), config.trackers.wandb)
-        images = validation_images(config, self.config_path, self.dataset, self.run_dir)
+        images = (
+            validation_images(config, self.config_path, self.dataset, self.run_dir)
+            if config.validation.every
+            else []
+        )
         result = TrainResult(self.run_dir, self.step, self.run_dir)
         show = progress and accelerator.is_main_process
         try:
@@ -218,7 +227,7 @@ class Trainer:
             parameters = list(self.model.vae.parameters())
             self.data.forget()
         else:
-            self.model.vae.requires_grad_(False)
+            self.model.vae.requires_grad_(False).eval()
             network = self.model.unet
             parameters = stage_parameters(network, stage.kind, lora=self.config.lora is not None)
         settings = self.config.optimizer
