@@ -66,14 +66,15 @@ def unet_weights(run_dir, step: int) -> dict[str, torch.Tensor]:
     return load_file(run_dir / "checkpoints" / f"step-{step:06d}" / "unet.safetensors")
 
 
-def test_a_fixed_batch_is_overfit(tmp_path, dataset):
-    stages = [{"kind": "video", "steps": 30, "batch_size": 2, "learning_rate": 2e-3}]
+@pytest.mark.parametrize("kind", ["video", "vae"])
+def test_a_fixed_batch_is_overfit(tmp_path, dataset, kind):
+    stages = [{"kind": kind, "steps": 30, "batch_size": 2, "learning_rate": 2e-3}]
     path = write_config(tmp_path, dataset, stages, ema_decay=0.0)
     trainer = Trainer(load_train_config(path), tmp_path / "train.toml")
     trainer.data.indices = lambda number, size: [0, 1]
-    before = np.mean([trainer.loss_on([0, 1], seed=seed) for seed in range(4)])
+    before = np.mean([trainer.loss_on([0, 1], kind, seed) for seed in range(4)])
     trainer.run(progress=False)
-    after = np.mean([trainer.loss_on([0, 1], seed=seed) for seed in range(4)])
+    after = np.mean([trainer.loss_on([0, 1], kind, seed) for seed in range(4)])
     assert after < 0.6 * before
 
 
