@@ -4,6 +4,10 @@ runs end to end, checkpoints guard their config, and the CLI trains and reports.
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import PIL.Image
@@ -223,3 +227,26 @@ def test_the_example_config_is_valid():
     config = load_train_config("examples/training/tiny-sprites.toml")
     assert [stage.kind for stage in config.stages] == ["vae", "image", "video"]
     assert config.model.architecture == "tiny-random"
+
+
+def test_sigterm_stops_after_the_step_in_flight_and_the_run_resumes(tmp_path, dataset):
+    stages = [{"kind": "video", "steps": 30, "batch_size": 1}]
+    config = write_config(tmp_path, dataset, stages, log_every=1, checkpoint_every=1000)
+    log = tmp_path / "runs/run/log.jsonl"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "svdlab", "train", config, "--quiet"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 120
+    while not (log.is_file() and len(log.read_text().splitlines()) >= 2) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 2
+    message = stderr.decode().strip()
+    assert len(message.splitlines()) == 1 and "run the same command again to resume" in message
+    logged = [json.loads(line)["step"] for line in log.read_text().splitlines()]
+    (checkpoint,) = (tmp_path / "runs/run/checkpoints").glob("step-*")
+    assert int(checkpoint.name.removeprefix("step-")) == logged[-1] < 30
+    assert train(config, progress=False).step == 30

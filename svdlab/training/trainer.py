@@ -6,7 +6,9 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import signal
 import statistics
+import threading
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
@@ -76,11 +78,8 @@ class Trainer:
         self.accelerator = Accelerator(mixed_precision=config.mixed_precision)
         self.dataset = ClipDataset(resolve_path(config_path, config.data.dataset))
         self.model = build_model(config.model, lambda value: resolve_path(config_path, value), config.seed)
-        self.model.source, self.model.location, self.model._weights_sha256 = (
-            "training",
-            str(self.run_dir),
-            None,
-        )
+        self.model.source, self.model.location = "training", str(self.run_dir)
+        self.model._weights_sha256 = None
         self._check_shapes()
         self._set_preset()
         if config.lora is not None:
@@ -97,6 +96,7 @@ class Trainer:
         self.stage_index: int | None = None
         self.trained: torch.nn.Module | None = None
         self.optimizer = None
+        self.parameters: list[torch.nn.Parameter] = []
         self.saved_optimizer: dict | None = None
         self.saved_step = 0
 
@@ -180,25 +180,16 @@ class Trainer:
         result = TrainResult(self.run_dir, self.step, self.run_dir)
         show = progress and accelerator.is_main_process
         try:
-            with training_progress(config.total_steps, self.step, show) as bar:
+            with training_progress(config.total_steps, self.step, show) as bar, _StopBetweenSteps() as stop:
                 while self.step < config.total_steps:
-                    index, stage, local = config.stage_at(self.step)
-                    if index != self.stage_index:
-                        self._enter_stage(index)
-                    loss = self._optimizer_step(stage, local)
-                    self.step += 1
-                    result.losses.append(loss)
-                    bar.step(stage.kind, loss)
-                    if self.step % config.log_every == 0 or self.step == config.total_steps:
-                        log.log(self.step, {"loss": loss, "stage": stage.kind, "lr": self._lr(stage, local)})
-                    if local + 1 == stage.steps:
-                        self._finish_stage(stage)
-                    if self.step % config.checkpoint_every == 0 or local + 1 == stage.steps:
-                        self._save()
-                    if config.validation.every and self.step % config.validation.every == 0:
-                        result.reports.append(self._validate(images, log))
+                    loss = self._train_one(result, bar, log, images)
                     if on_step is not None:
                         on_step(self.step, loss)
+                    if stop.requested:
+                        raise KeyboardInterrupt
+            if config.validation.every and result.losses and self.step % config.validation.every:
+                result.reports.append(self._validate(images, log))
+            result.step, result.output = self.step, self._write_result()
         except KeyboardInterrupt:
             if self.step > self.saved_step:
                 self._save()
@@ -208,10 +199,27 @@ class Trainer:
             ) from None
         finally:
             log.close()
-        if config.validation.every and result.losses and self.step % config.validation.every:
-            result.reports.append(self._validate(images, log))
-        result.step, result.output = self.step, self._write_result()
         return result
+
+    def _train_one(self, result: TrainResult, bar, log: TrainingLog, images: list[str]) -> float:
+        """One optimizer step, then its logging, stage end, checkpoint and validation as due."""
+        config = self.config
+        index, stage, local = config.stage_at(self.step)
+        if index != self.stage_index:
+            self._enter_stage(index)
+        loss = self._optimizer_step(stage, local)
+        self.step += 1
+        result.losses.append(loss)
+        bar.step(stage.kind, loss)
+        if self.step % config.log_every == 0 or self.step == config.total_steps:
+            log.log(self.step, {"loss": loss, "stage": stage.kind, "lr": self._lr(stage, local)})
+        if local + 1 == stage.steps:
+            self._finish_stage(stage)
+        if self.step % config.checkpoint_every == 0 or local + 1 == stage.steps:
+            self._save()
+        if config.validation.every and self.step % config.validation.every == 0:
+            result.reports.append(self._validate(images, log))
+        return loss
 
     def _enter_stage(self, index: int) -> None:
         """Choose the stage's trainable parameters and give them a fresh (or restored) AdamW."""
@@ -387,6 +395,31 @@ class Trainer:
                     self.model.save_pretrained(target)
         self.accelerator.wait_for_everyone()
         return target
+
+
+class _StopBetweenSteps:
+    """Turn the first Ctrl-C or SIGTERM into a request that the loop honours after the step in flight, so
+    that no checkpoint holds a half-applied update; a second one interrupts at once."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.requested = False
+        self.previous: dict = {}
+
+    def _request(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self) -> _StopBetweenSteps:
+        if threading.current_thread() is threading.main_thread():
+            self.previous = {number: signal.signal(number, self._request) for number in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for number, handler in self.previous.items():
+            signal.signal(number, handler)
 
 
 class _Swapped:
