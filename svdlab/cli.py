@@ -214,6 +214,8 @@ def train(
         result = run_training(config, fresh=fresh, progress=not quiet)
     except SvdlabError as error:
         raise fail(str(error)) from None
+    if not result.main_process:
+        return
     out_console.print(f"trained {result.step} steps -> {result.output}", highlight=False, soft_wrap=True)
     for report_path in result.reports[-1:]:
         out_console.print(f"last validation report: {report_path}", highlight=False, soft_wrap=True)

@@ -4,6 +4,7 @@ runs end to end, checkpoints guard their config, and the CLI trains and reports.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -250,3 +251,20 @@ def test_sigterm_stops_after_the_step_in_flight_and_the_run_resumes(tmp_path, da
     (checkpoint,) = (tmp_path / "runs/run/checkpoints").glob("step-*")
     assert int(checkpoint.name.removeprefix("step-")) == logged[-1] < 30
     assert train(config, progress=False).step == 30
+
+
+def test_two_processes_train_data_parallel_on_the_cpu(tmp_path, dataset):
+    stages = [{"kind": "image", "steps": 1, "batch_size": 1}, {"kind": "video", "steps": 2, "batch_size": 1}]
+    config = write_config(tmp_path, dataset, stages, log_every=1, gradient_accumulation=2)
+    environment = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "svdlab"]
+    done = subprocess.run(
+        [*command, "train", config, "--quiet"], env=environment, capture_output=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    assert done.stdout.decode().count("trained 3 steps") == 1
+    logged = [json.loads(line) for line in (tmp_path / "runs/run/log.jsonl").read_text().splitlines()]
+    assert [entry["step"] for entry in logged] == [1, 2, 3]
+    trained = load_model(tmp_path / "runs/run/model", device="cpu", dtype="float32")
+    base = load_model("tiny-random", device="cpu", dtype="float32")
+    assert not torch.equal(trained.unet.conv_in.weight, base.unet.conv_in.weight)

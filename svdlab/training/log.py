@@ -17,14 +17,19 @@ WANDB_HINT = "training goes on with the local log only; run `wandb login` or set
 class TrainingLog:
     """Appends {"step", ...values} lines to log.jsonl; with a wandb spec, logs the same to one run."""
 
-    def __init__(self, run_dir: Path, name: str, config: dict, wandb_spec: WandbSpec | None):
+    def __init__(
+        self, run_dir: Path, name: str, config: dict, wandb_spec: WandbSpec | None, enabled: bool = True
+    ):
         self.path = run_dir / "log.jsonl"
+        self.enabled = enabled
         self.run: Any = None
-        if wandb_spec is not None:
+        if enabled and wandb_spec is not None:
             self._guarded(self._init, wandb_spec, name, config)
 
     def log(self, step: int, values: dict[str, Any]) -> None:
-        """Record the values at an optimizer step."""
+        """Record the values at an optimizer step (nothing when disabled, as on non-main processes)."""
+        if not self.enabled:
+            return
         with self.path.open("a") as handle:
             handle.write(json.dumps({"step": step, **values}) + "\n")
         if self.run is not None:

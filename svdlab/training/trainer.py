@@ -38,13 +38,15 @@ LORA_FILE = "lora.safetensors"
 
 @dataclass
 class TrainResult:
-    """What a call to train did: the run folder, the step reached, what it wrote and its losses."""
+    """What a call to train did: the run folder, the step reached, what it wrote and its losses (and, on
+    the main process, its validation reports)."""
 
     run_dir: Path
     step: int
     output: Path
     losses: list[float] = field(default_factory=list)
     reports: list[Path] = field(default_factory=list)
+    main_process: bool = True
 
 
 def train(
@@ -171,13 +173,15 @@ class Trainer:
         """Train from the last checkpoint to the end; save the result; validate as configured."""
         self.resume()
         config, accelerator = self.config, self.accelerator
-        log = TrainingLog(self.run_dir, config.name, config.model_dump(), config.trackers.wandb)
+        log = TrainingLog(
+            self.run_dir, config.name, config.model_dump(), config.trackers.wandb, accelerator.is_main_process
+        )
         images = (
             validation_images(config, self.config_path, self.dataset, self.run_dir)
             if config.validation.every
             else []
         )
-        result = TrainResult(self.run_dir, self.step, self.run_dir)
+        result = TrainResult(self.run_dir, self.step, self.run_dir, main_process=accelerator.is_main_process)
         show = progress and accelerator.is_main_process
         try:
             with training_progress(config.total_steps, self.step, show) as bar, _StopBetweenSteps() as stop:
@@ -188,7 +192,7 @@ class Trainer:
                     if stop.requested:
                         raise KeyboardInterrupt
             if config.validation.every and result.losses and self.step % config.validation.every:
-                result.reports.append(self._validate(images, log))
+                self._validate(images, log, result)
             result.step, result.output = self.step, self._write_result()
         except KeyboardInterrupt:
             if self.step > self.saved_step:
@@ -218,7 +222,7 @@ class Trainer:
         if self.step % config.checkpoint_every == 0 or local + 1 == stage.steps:
             self._save()
         if config.validation.every and self.step % config.validation.every == 0:
-            result.reports.append(self._validate(images, log))
+            self._validate(images, log, result)
         return loss
 
     def _enter_stage(self, index: int) -> None:
@@ -370,17 +374,16 @@ class Trainer:
             return nullcontext()
         return _Swapped(ema, parameters)
 
-    def _validate(self, images: list[str], log: TrainingLog) -> Path | None:
+    def _validate(self, images: list[str], log: TrainingLog, result: TrainResult) -> None:
         """Render and measure the validation sweep with the EMA weights (main process only)."""
-        report = None
         if self.accelerator.is_main_process:
             self.model.unet.eval()
             with self._with_ema():
                 report = validate(self.config, self.model, images, self.run_dir, self.step)
             self.model.unet.train()
             log.log(self.step, {"validation_report": str(report)})
+            result.reports.append(report)
         self.accelerator.wait_for_everyone()
-        return report
 
     def _write_result(self) -> Path:
         """The trained model folder (EMA weights), or the LoRA file of a LoRA run."""
