@@ -306,6 +306,23 @@ def prepare_data(
     )
 
 
+@app.command()
+def relabel(
+    dataset: Annotated[Path, typer.Argument(help="A dataset folder written by prepare-data.")],
+    calibration: Annotated[
+        str, typer.Option(help="default, fit (to this dataset's scores) or a calibration JSON file.")
+    ] = "fit",
+) -> None:
+    """Relabel a dataset's motion buckets from its stored motion scores (no decoding)."""
+    from svdlab.training.dataset import relabel as relabel_dataset
+
+    try:
+        used = relabel_dataset(dataset, calibration)
+    except SvdlabError as error:
+        raise fail(str(error)) from None
+    out_console.print(f"{dataset}: relabelled with the {used.source} motion calibration", highlight=False)
+
+
 @app.command("synth-data")
 def synth_data(
     out: Annotated[Path, typer.Argument(help="Folder for the videos and truth.json.")],

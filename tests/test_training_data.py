@@ -303,6 +303,14 @@ def test_cli_synth_data_then_prepare_data(tmp_path):
     assert len(dataset) == 9 and {record["fps"] for record in dataset.records} == {8, 4}
     assert math.isclose(dataset.calibration.buckets[-1], 255)
 
+    result = runner.invoke(app, ["relabel", str(data), "--calibration", "default"])
+    assert result.exit_code == 0 and "default motion calibration" in result.output, result.output
+    relabelled = ClipDataset(data)
+    assert relabelled.calibration == MotionCalibration.default()
+    assert [r["motion_bucket_id"] for r in relabelled.records] == [
+        MotionCalibration.default().bucket(r["motion_score"], 32) for r in relabelled.records
+    ]
+
 
 @pytest.mark.parametrize(
     ("args", "phrase"),
@@ -311,6 +319,7 @@ def test_cli_synth_data_then_prepare_data(tmp_path):
         (["prepare-data", "{tmp}", "--out", "{tmp}/data", "--fps", "six"], "--fps 'six'"),
         (["prepare-data", "{tmp}", "--out", "{tmp}/data", "--size", "big"], "size='big'"),
         (["synth-data", "{tmp}/synth", "--count", "0"], "count=0"),
+        (["relabel", "{tmp}"], "dataset.json"),
     ],
 )
 def test_cli_input_errors_exit_2_in_one_line(tmp_path, args, phrase):
