@@ -36,11 +36,18 @@ class GenerationProgress:
 
 
 @contextmanager
+def _shown(columns: tuple, enabled: bool):
+    """A rich Progress with these columns on stderr while the block runs, or None when disabled."""
+    if not enabled:
+        yield None
+        return
+    with Progress(*columns, console=Console(stderr=True), transient=False) as progress:
+        yield progress
+
+
+@contextmanager
 def generation_progress(total_steps: int, total_videos: int, enabled: bool = True):
     """A GenerationProgress shown on stderr while the block runs."""
-    if not enabled:
-        yield GenerationProgress(None, total_steps, total_videos)
-        return
     columns = (
         TextColumn("{task.description:>6}"),
         BarColumn(),
@@ -49,7 +56,7 @@ def generation_progress(total_steps: int, total_videos: int, enabled: bool = Tru
         TextColumn("eta"),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=Console(stderr=True), transient=False) as progress:
+    with _shown(columns, enabled) as progress:
         yield GenerationProgress(progress, total_steps, total_videos)
 
 
@@ -70,9 +77,6 @@ class TrainingProgress:
 @contextmanager
 def training_progress(total_steps: int, done_steps: int, enabled: bool = True):
     """A TrainingProgress shown on stderr while the block runs."""
-    if not enabled:
-        yield TrainingProgress(None, total_steps, done_steps)
-        return
     columns = (
         TextColumn("{task.fields[stage]:>8}"),
         BarColumn(),
@@ -82,5 +86,5 @@ def training_progress(total_steps: int, done_steps: int, enabled: bool = True):
         TextColumn("eta"),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=Console(stderr=True), transient=False) as progress:
+    with _shown(columns, enabled) as progress:
         yield TrainingProgress(progress, total_steps, done_steps)

@@ -108,6 +108,10 @@ class SVDModel:
             self._weights_sha256 = digest.hexdigest()
         return self._weights_sha256
 
+    def weights_changed(self) -> None:
+        """Forget the cached weights hash, after something (training, a merge) changed the weights."""
+        self._weights_sha256 = None
+
     def describe(self) -> dict:
         """Everything a manifest needs to name these exact weights."""
         identity = {"name": self.name, "source": self.source, "location": self.location}

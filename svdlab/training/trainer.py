@@ -81,7 +81,7 @@ class Trainer:
         self.dataset = ClipDataset(resolve_path(config_path, config.data.dataset))
         self.model = build_model(config.model, lambda value: resolve_path(config_path, value), config.seed)
         self.model.source, self.model.location = "training", str(self.run_dir)
-        self.model._weights_sha256 = None
+        self.model.weights_changed()
         self._check_shapes()
         self._set_preset()
         if config.lora is not None:

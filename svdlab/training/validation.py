@@ -42,7 +42,7 @@ def validate(config: TrainConfig, model, images: list[str], run_dir: Path, step:
         trackers=config.trackers,
     )
     runs_dir = run_dir / "validation"
-    model._weights_sha256 = None  # the weights changed since the last validation
+    model.weights_changed()
     run_sweep(
         sweep_for_model(spec, model, Path.cwd(), runs_dir, True, config.validation.batch_size),
         fresh=True,
