@@ -268,3 +268,28 @@ def test_two_processes_train_data_parallel_on_the_cpu(tmp_path, dataset):
     trained = load_model(tmp_path / "runs/run/model", device="cpu", dtype="float32")
     base = load_model("tiny-random", device="cpu", dtype="float32")
     assert not torch.equal(trained.unet.conv_in.weight, base.unet.conv_in.weight)
+
+
+class RecordingUNet(torch.nn.Module):
+    """Stands in for the UNet: records its inputs and predicts v = 0."""
+
+    def forward(self, sample, timestep, encoder_hidden_states, added_time_ids, return_dict):
+        self.seen = (sample, encoder_hidden_states, added_time_ids)
+        return (torch.zeros(*sample.shape[:2], 4, *sample.shape[3:]),)
+
+
+@pytest.mark.parametrize("dropout", [0.0, 1.0])
+def test_the_conditioning_reaches_the_unet_or_is_dropped_whole(tmp_path, dataset, dropout):
+    stages = [{"kind": "video", "steps": 1, "batch_size": 2}]
+    path = write_config(tmp_path, dataset, stages, objective={"cond_dropout": dropout})
+    trainer = Trainer(load_train_config(path), tmp_path / "train.toml")
+    trainer.model.unet = RecordingUNet()
+    trainer.loss_on([0, 1])
+    sample, embeddings, ids = trainer.model.unet.seen
+    condition = sample[:, :, 4:]
+    assert bool(condition.abs().sum() == 0) == (dropout == 1.0)
+    assert bool(embeddings.abs().sum() == 0) == (dropout == 1.0)
+    records = trainer.dataset.records[:2]
+    assert ids[:, 0].tolist() == [record["fps"] - 1 for record in records]
+    assert ids[:, 1].tolist() == [record["motion_bucket_id"] for record in records]
+    assert ((ids[:, 2] > 0.005) & (ids[:, 2] < 0.5)).all()
