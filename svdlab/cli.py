@@ -44,6 +44,7 @@ def main() -> None:
     from transformers.utils import logging as transformers_logging
 
     transformers_logging.set_verbosity_error()  # hide library chatter such as "torchvision not installed"
+    transformers_logging.disable_progress_bar()  # its per-save "Writing model shards" bars
 
 
 @app.command()
