@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 DATABASE = "svdlab.db"
+BUSY_SECONDS = 30
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS experiments (
     name TEXT PRIMARY KEY,
@@ -58,15 +60,31 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+def _use_wal(connection: sqlite3.Connection) -> None:
+    """Switch the database to WAL, retrying while another process does the same: SQLite answers that
+    switch with "database is locked" at once, without waiting out the busy timeout."""
+    deadline = time.monotonic() + BUSY_SECONDS
+    while True:
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 class Store:
     """The SQLite store of one runs folder."""
 
     def __init__(self, runs_dir: str | Path):
         self.runs_dir = Path(runs_dir)
         self.runs_dir.mkdir(parents=True, exist_ok=True)
-        self.connection = sqlite3.connect(self.runs_dir / DATABASE, timeout=30, isolation_level=None)
+        self.connection = sqlite3.connect(
+            self.runs_dir / DATABASE, timeout=BUSY_SECONDS, isolation_level=None
+        )
         self.connection.row_factory = sqlite3.Row
-        self.connection.execute("PRAGMA journal_mode=WAL")
+        _use_wal(self.connection)
         self.connection.execute("PRAGMA foreign_keys=ON")
         self.connection.executescript(SCHEMA)
 
