@@ -15,6 +15,7 @@ from svdlab.experiments.planner import PlannedJob, plan_sweep
 from svdlab.experiments.spec import SweepSpec, load_spec
 from svdlab.experiments.store import Store
 from svdlab.experiments.trackers import TrackedVideo, make_trackers
+from svdlab.hashing import update_from_file
 from svdlab.media import frames_to_uint8
 from svdlab.media.manifest import build_manifest, output_info, save_video, video_path
 from svdlab.metrics import measure_video
@@ -125,5 +126,5 @@ def _content_sha256(path: Path) -> str:
     """SHA-256 of a file, or of a folder's files in name order."""
     digest = hashlib.sha256()
     for file in sorted(path.iterdir()) if path.is_dir() else [path]:
-        digest.update(file.read_bytes())
+        update_from_file(digest, file)
     return digest.hexdigest()

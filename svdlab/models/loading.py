@@ -13,6 +13,7 @@ from diffusers import StableVideoDiffusionPipeline
 from diffusers.utils import logging as diffusers_logging
 
 from svdlab.errors import InvalidParameterError, ModelNotAvailableError
+from svdlab.hashing import update_from_file
 from svdlab.models.memory import OFFLOAD_MODES, enable_forward_chunking
 from svdlab.models.memory import offload as memory_offload
 from svdlab.models.presets import PRESETS, REPO_TO_PRESET, ModelPreset, preset_for_config
@@ -97,9 +98,7 @@ class SVDModel:
                 for path in sorted(Path(self.location).glob("*/*")):
                     if path.name.endswith(SAFE_WEIGHTS + PICKLE_WEIGHTS):
                         digest.update(path.relative_to(self.location).as_posix().encode())
-                        with path.open("rb") as handle:
-                            while chunk := handle.read(2**24):
-                                digest.update(chunk)
+                        update_from_file(digest, path)
             else:
                 for part in ("unet", "vae", "image_encoder"):
                     for key, tensor in sorted(getattr(self, part).state_dict().items()):

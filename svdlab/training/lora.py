@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -15,6 +14,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from svdlab.errors import InvalidParameterError
+from svdlab.hashing import file_sha256
 from svdlab.media.atomic import atomic_path
 from svdlab.models import SVDModel, load_model
 
@@ -243,15 +243,6 @@ def _check_offload(offload: str) -> None:
             "a LoRA cannot be applied with offload 'sequential': use offload 'model', "
             "or merge the LoRA first (svdlab lora merge) and generate from the merged folder"
         )
-
-
-def file_sha256(path: str | Path) -> str:
-    """SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
-        while chunk := handle.read(2**24):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def apply_lora(model: SVDModel, path: str | Path, scale: float = 1.0) -> dict:
