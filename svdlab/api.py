@@ -49,7 +49,7 @@ def _unique(name: str, taken: set[str]) -> str:
 
 def generate(
     images: Sequence | object,
-    model: str | SVDModel = "tiny-random",
+    model: str | SVDModel = "demo",
     *,
     motion_bucket_id: int | None = None,
     noise_aug_strength: float | None = None,

@@ -41,10 +41,12 @@ def main() -> None:
     """svdlab: generate, measure and compare Stable Video Diffusion videos."""
     _shown_warnings.clear()
     warnings.showwarning = _show_warning
+    from diffusers.utils import logging as diffusers_logging
     from transformers.utils import logging as transformers_logging
 
     transformers_logging.set_verbosity_error()  # hide library chatter such as "torchvision not installed"
     transformers_logging.disable_progress_bar()  # its per-save "Writing model shards" bars
+    diffusers_logging.disable_progress_bar()  # its "Loading pipeline components" bars
 
 
 @app.command()
@@ -61,7 +63,7 @@ def models() -> None:
             f"{preset.width}x{preset.height}",
             str(preset.steps),
             f"{preset.min_guidance:g}-{preset.max_guidance:g}",
-            preset.repo_id or "built-in (offline)",
+            preset.repo_id or ("shipped (offline)" if preset.shipped else "built-in (offline)"),
             preset.description,
         )
     out_console.print(table)
@@ -70,9 +72,7 @@ def models() -> None:
 @app.command()
 def generate(
     images: Annotated[list[str], typer.Argument(help="Image files or http(s) URLs.")],
-    model: Annotated[
-        str, typer.Option(help="Preset (svdlab models), hub id or local folder.")
-    ] = "tiny-random",
+    model: Annotated[str, typer.Option(help="Preset (svdlab models), hub id or local folder.")] = "demo",
     motion_bucket_id: Annotated[int | None, typer.Option(help="Amount of motion (trained 0..255).")] = None,
     noise_aug_strength: Annotated[
         float | None, typer.Option(help="Noise added to the input (trained ~0.02..0.15).")
@@ -167,7 +167,9 @@ def sweep(
     ] = None,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
-    """Run a parameter sweep; finished jobs are skipped, so an interrupted sweep resumes."""
+    """Run a parameter sweep and write its HTML report; finished jobs are skipped, so an interrupted sweep
+    resumes."""
+    from svdlab.experiments.report import write_report
     from svdlab.experiments.runner import open_sweep, run_sweep
 
     signal.signal(signal.SIGTERM, _interrupt)
@@ -186,6 +188,7 @@ def sweep(
             )
             return
         made = run_sweep(planned, fresh=fresh, progress=not quiet)
+        index = write_report(runs_dir, planned.spec.name)
     except SvdlabError as error:
         raise fail(str(error)) from None
     except KeyboardInterrupt:
@@ -193,7 +196,8 @@ def sweep(
             f"interrupted; finished jobs are saved in {runs_dir}; run the same command to resume"
         ) from None
     out_console.print(
-        f"{planned.spec.name}: {made} videos made, {skipped} already done, in {runs_dir / planned.spec.name}",
+        f"{planned.spec.name}: {made} videos made, {skipped} already done, "
+        f"in {runs_dir / planned.spec.name}; report {index}",
         highlight=False,
         soft_wrap=True,
     )

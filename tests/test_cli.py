@@ -1,4 +1,4 @@
-"""The svdlab command line: generate end to end on tiny-random, errors, warnings, models."""
+"""The svdlab command line: generate end to end (on the default model, demo), errors, warnings, models."""
 
 import json
 
@@ -46,12 +46,13 @@ def test_generate_writes_videos_and_manifests(runner, tmp_path):
     with av.open(str(videos[0])) as container:
         stream = container.streams.video[0]
         assert stream.codec_context.name == "h264"
-        assert (stream.width, stream.height) == (64, 48)
-        assert sum(1 for _ in container.decode(stream)) == 4
+        assert (stream.width, stream.height) == (64, 64)  # the default model, demo, at its defaults
+        assert sum(1 for _ in container.decode(stream)) == 8
     manifest = json.loads(videos[0].with_suffix(".json").read_text())
     assert manifest["params"]["motion_bucket_id"] == 180 and manifest["params"]["seed"] == 42
     assert manifest["params"]["steps"] == 2 and manifest["params"]["fit"] == "crop"
-    assert manifest["model"]["name"] == "tiny-random" and len(manifest["model"]["weights_sha256"]) == 64
+    assert manifest["model"]["name"] == "demo" and manifest["model"]["source"] == "shipped"
+    assert len(manifest["model"]["weights_sha256"]) == 64
     assert manifest["image"]["source"] == str(images[0]) and manifest["image"]["original_size"] == [160, 90]
     assert set(manifest["versions"]) >= {"svdlab", "diffusers", "torch", "transformers"}
     assert manifest["timings"]["sampling_s"] > 0 and manifest["output"]["file"] == videos[0].name
@@ -71,7 +72,7 @@ def test_one_bad_image_is_reported_and_the_others_still_run(runner, tmp_path):
     errors = [line for line in result.output.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "notes.txt" in errors[0]
     assert "Traceback" not in result.output
-    assert [p.name for p in out.glob("*.gif")] == ["good_mb127_aug0.02_fps7_seed42.gif"]
+    assert [p.name for p in out.glob("*.gif")] == ["good_mb127_aug0.02_fps8_seed42.gif"]
 
 
 @pytest.mark.parametrize(
@@ -79,7 +80,7 @@ def test_one_bad_image_is_reported_and_the_others_still_run(runner, tmp_path):
     [
         (["--num-frames", "0"], "num_frames=0"),
         (["--steps", "0"], "steps=0"),
-        (["--size", "30x30"], "width=30 is not a multiple of 4"),
+        (["--size", "30x30"], "width=30 is not a multiple of 8"),
         (["--size", "wide"], "size='wide'"),
         (["--model", "no-such-model"], "unknown model 'no-such-model'"),
         (["--format", "avi"], "format='avi'"),
@@ -129,6 +130,7 @@ def test_models_lists_the_presets(runner):
         "svd",
         "svd-xt",
         "svd-xt-1.1",
+        "demo",
         "tiny-random",
         "stabilityai/stable-video-diffusion-img2vid-xt",
     ):

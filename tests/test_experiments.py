@@ -75,17 +75,21 @@ def test_spec_mistakes_name_the_key_and_what_is_allowed(tmp_path, body, phrase):
 
 
 @pytest.mark.filterwarnings("ignore::svdlab.errors.SvdlabWarning")
-def test_the_classic_examples_are_valid_and_expand_to_the_classic_grids(tiny_model):
+def test_the_examples_are_valid_and_expand_to_their_grids(tiny_model):
     motion = load_spec(EXAMPLES / "motion_bucket_sweep.toml")
     noise = load_spec(EXAMPLES / "noise_aug_sweep.toml")
-    assert [c["motion_bucket_id"] for c in motion.combinations()] == [120, 180, 240, 300, 360]
-    assert {c["noise_aug_strength"] for c in motion.combinations()} == {0.1}
-    assert [c["noise_aug_strength"] for c in noise.combinations()] == [0.1, 0.2, 0.3, 0.4]
+    assert motion.model == noise.model == "demo"
+    assert [c["motion_bucket_id"] for c in motion.combinations()] == [20, 60, 120, 180, 240]
+    assert {c["noise_aug_strength"] for c in motion.combinations()} == {0.02}
+    assert [c["noise_aug_strength"] for c in noise.combinations()] == [0.02, 0.1, 0.2, 0.4]
     jobs = plan_sweep(motion, tiny_model, EXAMPLES)
     assert len(jobs) == 30 and len({job.key for job in jobs}) == 30
     assert {job.params.seed for job in jobs} == {42}
-    for real in ("motion_bucket_sweep_svd_xt.toml", "noise_aug_sweep_svd_xt.toml"):
-        assert load_spec(EXAMPLES / "real" / real).model == "svd-xt"
+    classic_motion = load_spec(EXAMPLES / "real" / "motion_bucket_sweep_svd_xt.toml")
+    classic_noise = load_spec(EXAMPLES / "real" / "noise_aug_sweep_svd_xt.toml")
+    assert classic_motion.model == classic_noise.model == "svd-xt"
+    assert [c["motion_bucket_id"] for c in classic_motion.combinations()] == [120, 180, 240, 300, 360]
+    assert [c["noise_aug_strength"] for c in classic_noise.combinations()] == [0.1, 0.2, 0.3, 0.4]
 
 
 def test_planner_keys_are_stable_and_duplicates_collapse(tiny_model, tmp_path):
@@ -156,6 +160,7 @@ def test_sweep_runs_measures_records_and_resumes(tmp_path):
     result = runner.invoke(app, ["sweep", str(spec), "--runs-dir", str(runs), "--quiet"])
     assert result.exit_code == 0, result.output
     assert "4 videos made, 0 already done" in result.output
+    assert f"report {runs / 'small' / 'report' / 'index.html'}" in result.output.replace("\n", "")
     videos = sorted((runs / "small").glob("*.mp4"))
     assert len(videos) == 4 and not list((runs / "small").glob(".*"))
     manifest = json.loads(videos[0].with_suffix(".json").read_text())

@@ -50,6 +50,13 @@ def test_saved_model_loads_back_through_the_checkpoint_path_with_the_same_frames
     assert described["source"] == "local" and len(described["weights_sha256"]) == 64
 
 
+def test_shipped_model_with_its_weights_missing_is_one_actionable_error(monkeypatch, tmp_path):
+    monkeypatch.setattr("svdlab.models.loading.SHIPPED_MODELS", tmp_path)
+    with pytest.raises(ModelNotAvailableError, match="weights are missing") as caught:
+        load_model("demo", device="cpu")
+    assert "\n" not in str(caught.value) and "retrain" in str(caught.value)
+
+
 def test_pickle_checkpoints_are_refused_unless_allowed(tiny_model, tmp_path):
     folder = tmp_path / "pickled"
     tiny_model.pipeline().save_pretrained(folder, safe_serialization=False)

@@ -1,4 +1,4 @@
-"""load_model: an SVD checkpoint (preset, hub id, local folder or built-in) as an SVDModel."""
+"""load_model: an SVD checkpoint (preset, hub id, local folder, shipped or built-in) as an SVDModel."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from svdlab.errors import InvalidParameterError, ModelNotAvailableError
 from svdlab.hashing import update_from_file
 from svdlab.models.memory import OFFLOAD_MODES, enable_forward_chunking
 from svdlab.models.memory import offload as memory_offload
-from svdlab.models.presets import PRESETS, REPO_TO_PRESET, ModelPreset, preset_for_config
+from svdlab.models.presets import PRESETS, REPO_TO_PRESET, SHIPPED_MODELS, ModelPreset, preset_for_config
 from svdlab.models.tiny import build_tiny_random
 
 PRESET_FILE = "svdlab.json"
@@ -54,7 +54,7 @@ class SVDModel:
     @property
     def name(self) -> str:
         """The name the user asked for (preset, hub id or folder)."""
-        return self.preset.name if self.source == "builtin" else self.location
+        return self.preset.name if self.source in ("builtin", "shipped") else self.location
 
     @property
     def vae_scale_factor(self) -> int:
@@ -86,7 +86,7 @@ class SVDModel:
         """Write a diffusers-format folder (safetensors) that load_model reads back."""
         path = Path(path)
         self.pipeline().save_pretrained(path, safe_serialization=True)
-        preset = replace(self.preset, name=path.name, description=f"saved from {self.name}")
+        preset = replace(self.preset, name=path.name, description=f"saved from {self.name}", shipped=False)
         (path / PRESET_FILE).write_text(json.dumps(asdict(preset), indent=2) + "\n")
         return path
 
@@ -94,7 +94,7 @@ class SVDModel:
         """SHA-256 of the weights: over the folder's weight files, or over the tensors of a built-in model."""
         if self._weights_sha256 is None:
             digest = hashlib.sha256()
-            if self.source == "local":
+            if self.source in ("local", "shipped"):
                 for path in sorted(Path(self.location).glob("*/*")):
                     if path.name.endswith(SAFE_WEIGHTS + PICKLE_WEIGHTS):
                         digest.update(path.relative_to(self.location).as_posix().encode())
@@ -207,13 +207,19 @@ def load_model(
     memory = {"offload": offload, "forward_chunking": forward_chunking}
     name = str(name_or_path)
     preset = PRESETS.get(name)
-    if preset is not None and preset.repo_id is None:
+    if preset is not None and preset.repo_id is None and not preset.shipped:
         parts = build_tiny_random()
         model = SVDModel(**parts, preset=preset, source="builtin", location=name, revision="seed0")
         model.weights_sha256()  # before placement: offload hooks leave no readable weights behind
         return _placed(model, device, dtype, **memory)
     repo_id = preset.repo_id if preset else None
-    folder = Path(name).expanduser()
+    shipped = preset is not None and preset.shipped
+    folder = SHIPPED_MODELS / name if shipped else Path(name).expanduser()
+    if shipped and not (folder / "model_index.json").is_file():
+        raise ModelNotAvailableError(
+            f"the {name} model's weights are missing from {folder}: reinstall svdlab from its repository "
+            "(the weights ship with it) or retrain them as the README's model card says"
+        )
     if repo_id is None and not folder.is_dir():
         if not HUB_ID.match(name):
             raise ModelNotAvailableError(
@@ -242,8 +248,8 @@ def load_model(
         image_encoder=pipe.image_encoder.eval(),
         feature_extractor=pipe.feature_extractor,
         scheduler=pipe.scheduler,
-        preset=_preset_for_folder(folder, pipe.unet.config, vae_scale, repo_id),
-        source="hub" if repo_id else "local",
+        preset=preset if shipped else _preset_for_folder(folder, pipe.unet.config, vae_scale, repo_id),
+        source="hub" if repo_id else "shipped" if shipped else "local",
         location=repo_id or str(folder),
         revision=folder.name if repo_id else None,
     )

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+
+SHIPPED_MODELS = Path(__file__).parent
 
 
 @dataclass(frozen=True)
 class ModelPreset:
-    """Defaults and origin of one known model."""
+    """Defaults and origin of one known model: on the hub (repo_id), shipped inside svdlab (a folder named
+    after it next to this module) or built in-process (neither)."""
 
     name: str
     description: str
@@ -22,6 +26,7 @@ class ModelPreset:
     motion_bucket_id: int = 127
     noise_aug_strength: float = 0.02
     trained_spec: bool = True
+    shipped: bool = False
 
 
 PRESETS: dict[str, ModelPreset] = {
@@ -48,6 +53,18 @@ PRESETS: dict[str, ModelPreset] = {
         num_frames=25,
         width=1024,
         height=576,
+    ),
+    "demo": ModelPreset(
+        name="demo",
+        description="svdlab's demo SVD, trained by svdlab on synthetic sprite videos: 8 frames at 64x64 "
+        "(offline; motion follows motion_bucket_id)",
+        repo_id=None,
+        num_frames=8,
+        width=64,
+        height=64,
+        steps=12,
+        fps=8,
+        shipped=True,
     ),
     "tiny-random": ModelPreset(
         name="tiny-random",
