@@ -75,4 +75,5 @@ def test_fidelity_falls_as_noise_augmentation_rises(demo_model, held_out_images)
     fidelity = [metrics[FIDELITY] for metrics in measured]
     assert all(high > low for high, low in zip(fidelity, fidelity[1:])), fidelity
     # NOISE_LEVELS[0] is the default: the first frame at default settings stays close to the input
+    assert NOISE_LEVELS[0] == PRESETS["demo"].noise_aug_strength
     assert measured[0]["psnr_first"] >= FIRST_FRAME_PSNR_FLOOR, measured[0]
