@@ -71,7 +71,7 @@ def unet_weights(run_dir, step: int) -> dict[str, torch.Tensor]:
     return load_file(run_dir / "checkpoints" / f"step-{step:06d}" / "unet.safetensors")
 
 
-@pytest.mark.parametrize("kind", ["video", "vae"])
+@pytest.mark.parametrize("kind", ["video", "vae", "decoder"])
 def test_a_fixed_batch_is_overfit(tmp_path, dataset, kind):
     stages = [{"kind": kind, "steps": 30, "batch_size": 2, "learning_rate": 2e-3}]
     path = write_config(tmp_path, dataset, stages, ema_decay=0.0)
@@ -127,6 +127,23 @@ def test_image_stage_trains_spatial_layers_and_temporal_stage_only_temporal(tmp_
     changed_by_temporal = {key for key in base if not torch.equal(base[key], temporal[key])}
     assert changed_by_image and all(not is_temporal(key) for key in changed_by_image)
     assert changed_by_temporal and all(is_temporal(key) for key in changed_by_temporal)
+
+
+def test_decoder_stage_trains_only_the_vae_decoder_and_keeps_the_unet(tmp_path, dataset):
+    video = [{"kind": "video", "steps": 2, "batch_size": 2, "learning_rate": 1e-3}]
+    decoder = [{"kind": "decoder", "steps": 2, "batch_size": 2, "learning_rate": 1e-2}]
+    models = {}
+    for name, stages in {"video": video, "then-decoder": video + decoder}.items():
+        folder = tmp_path / name
+        folder.mkdir()
+        output = train(write_config(folder, dataset, stages, ema_decay=0.9), progress=False).output
+        models[name] = load_model(output, device="cpu", dtype="float32")
+    before, after = models["video"].vae.state_dict(), models["then-decoder"].vae.state_dict()
+    changed = {key for key in before if not torch.equal(before[key], after[key])}
+    assert changed and all(key.startswith("decoder.") for key in changed)
+    assert models["then-decoder"].vae.config.scaling_factor == models["video"].vae.config.scaling_factor
+    unet_before, unet_after = models["video"].unet.state_dict(), models["then-decoder"].unet.state_dict()
+    assert all(torch.equal(unet_before[key], unet_after[key]) for key in unet_before)
 
 
 def test_gradient_checkpointing_and_accumulation_keep_the_loss(tmp_path, dataset):

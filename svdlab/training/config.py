@@ -42,12 +42,17 @@ class DataSection(_Section):
 class StageSection(_Section):
     """One training stage: what it trains, for how many optimizer steps, at what batch size and rate."""
 
-    kind: Literal["vae", "image", "video", "temporal"]
+    kind: Literal["vae", "decoder", "image", "video", "temporal"]
     steps: int = Field(ge=1)
     batch_size: int = Field(default=8, ge=1)
     learning_rate: float = Field(default=1e-4, gt=0)
     warmup_steps: int = Field(default=0, ge=0)
     frames: int | None = Field(default=None, ge=1)
+
+    @property
+    def trains_autoencoder(self) -> bool:
+        """Whether the stage trains the VAE (all of it, or its decoder) rather than the UNet."""
+        return self.kind in ("vae", "decoder")
 
 
 class OptimizerSection(_Section):
@@ -115,8 +120,10 @@ class TrainConfig(_Section):
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
-        if self.lora is not None and any(stage.kind == "vae" for stage in self.stages):
-            raise ValueError("a LoRA run trains the UNet only: remove the vae stage or the [lora] section")
+        if self.lora is not None and any(stage.trains_autoencoder for stage in self.stages):
+            raise ValueError(
+                "a LoRA run trains the UNet only: remove the vae and decoder stages or the [lora] section"
+            )
         for key, values in self.validation.grid.items():
             for value in values:
                 params_from(**{key: value})

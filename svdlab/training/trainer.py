@@ -231,13 +231,15 @@ class Trainer:
         if self.trained is not None:
             accelerator.unwrap_model(self.trained, keep_fp32_wrapper=False)
             accelerator.free_memory()
-        if stage.kind == "vae":
+        if stage.trains_autoencoder:
             self.model.unet.requires_grad_(False)
-            network = AutoencoderObjective(
-                self.model.vae.requires_grad_(True), self.config.objective.vae_kl_weight
-            )
-            parameters = list(self.model.vae.parameters())
-            self.data.forget()
+            vae = self.model.vae
+            trained = vae if stage.kind == "vae" else vae.decoder
+            vae.requires_grad_(False)
+            network = AutoencoderObjective(vae, self.config.objective.vae_kl_weight)
+            parameters = list(trained.requires_grad_(True).parameters())
+            if stage.kind == "vae":
+                self.data.forget()
         else:
             self.model.vae.requires_grad_(False).eval()
             network = self.model.unet
@@ -288,7 +290,7 @@ class Trainer:
             accelerator.clip_grad_norm_(self.parameters, self.config.optimizer.max_grad_norm)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
-        if self.ema is not None:
+        if self.ema is not None and not stage.trains_autoencoder:
             self.ema.step(self._ema_parameters())
         return float(accelerator.reduce(total.to(accelerator.device), reduction="mean"))
 
@@ -298,7 +300,7 @@ class Trainer:
         """The stage's loss for `network` on the clips `indices` with this micro-batch's random draws."""
         device, objective = self.accelerator.device, self.config.objective
         frames = 1 if stage.kind == "image" else stage.frames or self.dataset.frames
-        if stage.kind == "vae":
+        if stage.trains_autoencoder:
             clips = self.data.clip_pixels(indices, frames)
             eps = torch.randn(posterior_noise_shape(self.model, tuple(clips.shape)), generator=generator)
             return network(clips.to(device), eps)
@@ -334,7 +336,7 @@ class Trainer:
         """The loss of a stage kind on given clips with draws fixed by `seed`, without training."""
         stage = StageSection(kind=kind, steps=1, batch_size=len(indices))
         network = self.model.unet
-        if kind == "vae":
+        if stage.trains_autoencoder:
             network = AutoencoderObjective(self.model.vae, self.config.objective.vae_kl_weight)
         return float(self._loss(network, stage, indices, step_generator(seed, -1)))
 
@@ -352,7 +354,7 @@ class Trainer:
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
             networks = {"unet": self.model.unet}
-            if any(stage.kind == "vae" for stage in self.config.stages):
+            if any(stage.trains_autoencoder for stage in self.config.stages):
                 networks["vae"] = self.model.vae
             objects = {
                 "ema": self.ema.state_dict() if self.ema is not None else None,

@@ -1,5 +1,6 @@
-"""The autoencoder stage: the VAE (encoder and temporal decoder) learns to reconstruct clips, and a model
-trained from scratch gets the latent scaling factor that gives its latents unit variance."""
+"""The autoencoder stages: the VAE (encoder and temporal decoder, or the decoder alone on the frozen
+encoder's latents) learns to reconstruct clips, and a model trained from scratch gets the latent scaling
+factor that gives its latents unit variance."""
 
 from __future__ import annotations
 
