@@ -234,10 +234,10 @@ class Trainer:
         if stage.trains_autoencoder:
             self.model.unet.requires_grad_(False)
             vae = self.model.vae
-            trained = vae if stage.kind == "vae" else vae.decoder
+            part = vae if stage.kind == "vae" else vae.decoder
             vae.requires_grad_(False)
             network = AutoencoderObjective(vae, self.config.objective.vae_kl_weight)
-            parameters = list(trained.requires_grad_(True).parameters())
+            parameters = list(part.requires_grad_(True).parameters())
             if stage.kind == "vae":
                 self.data.forget()
         else:
