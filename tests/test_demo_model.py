@@ -3,6 +3,8 @@ have, measured on synthetic scenes it never saw in training (seeds far from the 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import PIL.Image
 import pytest
@@ -57,6 +59,9 @@ def test_demo_is_a_shipped_svd_model_within_25_mb(demo_model):
     assert type(demo_model.vae).__name__ == "AutoencoderKLTemporalDecoder"
     assert demo_model.describe()["name"] == "demo" and demo_model.source == "shipped"
     assert demo_model.preset == PRESETS["demo"]
+    # the folder's svdlab.json, read when it is loaded by path, repeats the preset's defaults
+    by_path = load_model(SHIPPED_MODELS / "demo", device="cpu", dtype="float32")
+    assert replace(by_path.preset, shipped=True) == PRESETS["demo"]
 
 
 def test_motion_rises_with_the_motion_bucket(by_bucket):
