@@ -238,7 +238,7 @@ class Trainer:
             vae.requires_grad_(False)
             network = AutoencoderObjective(vae, self.config.objective.vae_kl_weight)
             parameters = list(part.requires_grad_(True).parameters())
-            if stage.kind == "vae":
+            if stage.kind == "vae":  # only this kind changes the encoder, and so the cached latents
                 self.data.forget()
         else:
             self.model.vae.requires_grad_(False).eval()
