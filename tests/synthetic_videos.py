@@ -54,3 +54,25 @@ def with_brightness_jitter(clip: np.ndarray, levels: int = 10, seed: int = 6) ->
     """The clip with every frame brightened or darkened by `levels`, the sign random per frame."""
     signs = np.random.default_rng(seed).choice([-1, 1], size=len(clip))
     return np.clip(clip.astype(np.int16) + (signs * levels)[:, None, None, None], 0, 255).astype(np.uint8)
+
+
+def sliding_shape(speed: float, change: str = "none", frames: int = 8, size: int = 64) -> np.ndarray:
+    """A textured 20 px square sliding `speed` px/frame to the right over a still textured background.
+
+    `change` alters the square as it slides: "fade" blends it into the background and back
+    (opacity |cos(pi t / (frames - 1))|), "noise" turns it step by step into fresh random noise.
+    """
+    side, rng = 20, np.random.default_rng(7)
+    background = texture(size, size, seed=8).astype(np.float32)
+    patch = texture(side, side, seed=9).astype(np.float32)
+    clip = []
+    for t in range(frames):
+        frame, left = background.copy(), round(4 + speed * t)
+        region = frame[22 : 22 + side, left : left + side]
+        shown = patch[:, : region.shape[1]]
+        if change == "noise":
+            shown = shown + (rng.random(shown.shape) * 255 - shown) * t / (frames - 1)
+        opacity = abs(np.cos(np.pi * t / (frames - 1))) if change == "fade" else 1.0
+        region[:] = opacity * shown + (1 - opacity) * region
+        clip.append(frame)
+    return np.clip(np.round(np.stack(clip)), 0, 255).astype(np.uint8)

@@ -10,7 +10,9 @@ import pytest
 import torch
 
 from svdlab.metrics import (
+    INTACT_BELOW,
     METRIC_UNITS,
+    dissolution,
     farneback_flow,
     fidelity,
     flicker,
@@ -29,13 +31,14 @@ from tests.synthetic_videos import (
     moving_square,
     noise,
     pan,
+    sliding_shape,
     still,
     texture,
     with_brightness_jitter,
 )
 
 SPEEDS = (1, 2, 4, 8)
-VIDEO_KEYS = {"motion_score", "flicker", "warp_error", "loop_seam"}
+VIDEO_KEYS = {"motion_score", "flicker", "warp_error", "dissolution", "loop_seam"}
 FIDELITY_KEYS = {"psnr_first", "ssim_first", "psnr_mean", "ssim_mean"}
 
 
@@ -121,6 +124,29 @@ def test_warp_error_of_a_single_frame_is_zero():
     assert warp_error(pan(2, frames=1)) == 0.0
 
 
+@pytest.mark.parametrize("speed", (0.5, 1, 2, 3, 4, 5))
+def test_a_sliding_shape_is_intact_at_any_speed(speed):
+    assert dissolution(sliding_shape(speed)) < INTACT_BELOW
+
+
+@pytest.mark.parametrize("change", ("fade", "noise"))
+@pytest.mark.parametrize("speed", (1, 3, 5))
+def test_a_shape_that_fades_or_dissolves_is_broken_even_at_the_same_motion_score(change, speed):
+    broken = sliding_shape(speed, change)
+    motion = motion_score(broken)
+    # the intact slide whose motion score is closest to the broken clip's
+    twin = min((sliding_shape(s / 4) for s in range(1, 24)), key=lambda clip: abs(motion_score(clip) - motion))
+    assert motion_score(twin) == pytest.approx(motion, rel=0.15)
+    assert dissolution(twin) < INTACT_BELOW <= dissolution(broken)
+
+
+def test_still_and_panning_videos_do_not_dissolve_but_independent_frames_do():
+    assert dissolution(still()) < 0.05
+    assert dissolution(pan(4, 2)) < INTACT_BELOW / 3
+    assert dissolution(noise()) > 0.8
+    assert dissolution(still()[:1]) == 0.0
+
+
 def test_loop_seam_is_one_for_a_cycle_and_higher_for_a_jump():
     for speed in (1, 2, 4):
         assert loop_seam(looping_pan(speed)) == pytest.approx(1, abs=0.05)
@@ -201,6 +227,9 @@ def test_measure_video_matches_the_single_metrics():
     assert measured["flicker"] == pytest.approx(flicker(clip))
     assert measured["warp_error"] == pytest.approx(warp_error(clip))
     assert measured["loop_seam"] == pytest.approx(loop_seam(clip))
+    assert measured["dissolution"] == pytest.approx(dissolution(clip))
+    small = sliding_shape(2)  # below the flow side: dissolution's flows are computed on enlarged frames
+    assert measure_video(small)["dissolution"] == pytest.approx(dissolution(small))
     assert {key: measured[key] for key in FIDELITY_KEYS} == fidelity(clip, clip[0])
 
 

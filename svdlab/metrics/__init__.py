@@ -1,13 +1,16 @@
-"""Metrics for generated videos: motion score, flicker, warp error, loop seam and fidelity to the input."""
+"""Metrics for generated videos: motion, flicker, warp error, dissolution, loop seam, fidelity."""
 
 from svdlab.metrics.fidelity import fidelity, psnr, ssim
 from svdlab.metrics.flow import farneback_flow, to_gray
 from svdlab.metrics.motion import motion_score
+from svdlab.metrics.persistence import INTACT_BELOW, dissolution
 from svdlab.metrics.temporal import flicker, loop_seam, warp_error
 from svdlab.metrics.video import METRIC_UNITS, measure_video
 
 __all__ = [
+    "INTACT_BELOW",
     "METRIC_UNITS",
+    "dissolution",
     "farneback_flow",
     "fidelity",
     "flicker",

@@ -21,6 +21,8 @@ FARNEBACK = {
     "flags": 0,
 }
 FLOW_SIDE = 256
+CONSISTENCY_RELATIVE = 0.01
+CONSISTENCY_PX2 = 0.5
 
 
 def to_gray(frames_uint8: np.ndarray) -> np.ndarray:
@@ -40,6 +42,17 @@ def downscale(frames: np.ndarray, max_side: int | None) -> np.ndarray:
     return np.stack([cv2.resize(frame, size, interpolation=cv2.INTER_AREA) for frame in frames])
 
 
+def fit_side(frames: np.ndarray, side: int) -> np.ndarray:
+    """Frames (F, H, W[, 3]) resized so their longer side is `side` (area shrink, bicubic enlarge)."""
+    height, width = frames.shape[1:3]
+    if max(height, width) == side:
+        return frames
+    scale = side / max(height, width)
+    size = (max(round(width * scale), 1), max(round(height * scale), 1))
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
+    return np.stack([cv2.resize(frame, size, interpolation=interpolation) for frame in frames])
+
+
 def farneback_flow(previous: np.ndarray, following: np.ndarray) -> np.ndarray:
     """Dense flow (H, W, 2) in pixels from `previous` to `following`, both (H, W) uint8 grayscale."""
     return cv2.calcOpticalFlowFarneback(previous, following, None, **FARNEBACK)
@@ -49,3 +62,32 @@ def pair_flows(gray: np.ndarray, stride: int = 1, backward: bool = False) -> lis
     """Flows from frame t to t + stride of (F, H, W) uint8 frames, or from t + stride to t if `backward`."""
     pairs = zip(gray[:-stride], gray[stride:])
     return [farneback_flow(b, a) if backward else farneback_flow(a, b) for a, b in pairs]
+
+
+def both_flows(frames: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Forward (t -> t + 1) and backward (t + 1 -> t) flows of (F, H, W, 3) uint8 RGB frames."""
+    gray = to_gray(frames)
+    return pair_flows(gray), pair_flows(gray, backward=True)
+
+
+def consistent(flow: np.ndarray, returned: np.ndarray) -> np.ndarray:
+    """(H, W) bool: where `returned` (the opposite flow, sampled at x + flow) undoes `flow` (Ruder et al.)."""
+    mismatch = np.square(flow + returned).sum(axis=2)
+    bound = CONSISTENCY_RELATIVE * (np.square(flow).sum(axis=2) + np.square(returned).sum(axis=2))
+    return mismatch <= bound + CONSISTENCY_PX2
+
+
+def pixel_grid(height: int, width: int) -> np.ndarray:
+    """(H, W, 2) float32 pixel coordinates, x then y."""
+    return np.stack(np.meshgrid(np.arange(width), np.arange(height)), axis=-1).astype(np.float32)
+
+
+def inside(points: np.ndarray, height: int, width: int) -> np.ndarray:
+    """(H, W) bool: whether each (x, y) point lies within a frame of `height` x `width` pixels."""
+    x, y = points[..., 0], points[..., 1]
+    return (x >= 0) & (x <= width - 1) & (y >= 0) & (y <= height - 1)
+
+
+def sample(image: np.ndarray, points: np.ndarray, interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
+    """`image` read at the (H, W, 2) float32 `points` (x, y), edges repeated."""
+    return cv2.remap(image, points[..., 0], points[..., 1], interpolation, borderMode=cv2.BORDER_REPLICATE)

@@ -23,14 +23,19 @@ import cv2
 import numpy as np
 
 from svdlab.media import frames_to_uint8
-from svdlab.metrics.flow import FLOW_SIDE, downscale, pair_flows, to_gray
+from svdlab.metrics.flow import (
+    FLOW_SIDE,
+    both_flows,
+    consistent,
+    downscale,
+    inside,
+    pixel_grid,
+    sample,
+    to_gray,
+)
 
 if TYPE_CHECKING:
     import torch
-
-CONSISTENCY_RELATIVE = 0.01
-CONSISTENCY_PX2 = 0.5
-
 
 def flicker(frames: np.ndarray | torch.Tensor) -> float:
     """Mean change of the frame-average luma between consecutive frames, in levels of 0..255."""
@@ -43,18 +48,12 @@ def compensated_error(frames: np.ndarray, forward: list[np.ndarray], backward: l
     if not forward:
         return 0.0
     height, width = frames.shape[1:3]
-    grid = np.stack(np.meshgrid(np.arange(width), np.arange(height)), axis=-1).astype(np.float32)
+    grid = pixel_grid(height, width)
     reliable_sum = reliable_count = every_sum = 0.0
     for previous, following, ahead, back in zip(frames[:-1], frames[1:], forward, backward):
         target = grid + ahead
-        map_x, map_y = target[..., 0], target[..., 1]
-        warped = cv2.remap(following, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        returned = cv2.remap(back, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        inside = (map_x >= 0) & (map_x <= width - 1) & (map_y >= 0) & (map_y <= height - 1)
-        mismatch = np.square(ahead + returned).sum(axis=2)
-        bound = CONSISTENCY_RELATIVE * (np.square(ahead).sum(axis=2) + np.square(returned).sum(axis=2))
-        reliable = inside & (mismatch <= bound + CONSISTENCY_PX2)
-        error = np.abs(warped.astype(np.float32) - previous).mean(axis=2)
+        reliable = inside(target, height, width) & consistent(ahead, sample(back, target))
+        error = np.abs(sample(following, target).astype(np.float32) - previous).mean(axis=2)
         reliable_sum += float(error[reliable].sum())
         reliable_count += float(reliable.sum())
         every_sum += float(error.sum())
@@ -66,8 +65,7 @@ def compensated_error(frames: np.ndarray, forward: list[np.ndarray], backward: l
 def warp_error(frames: np.ndarray | torch.Tensor, max_side: int | None = FLOW_SIDE) -> float:
     """Flow-compensated colour error of consecutive frames at reliable pixels, 0..1; 0.0 for one frame."""
     small = downscale(frames_to_uint8(frames), max_side)
-    gray = to_gray(small)
-    return compensated_error(small, pair_flows(gray), pair_flows(gray, backward=True))
+    return compensated_error(small, *both_flows(small))
 
 
 def loop_seam(frames: np.ndarray | torch.Tensor) -> float:
