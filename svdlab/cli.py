@@ -336,16 +336,23 @@ def synth_data(
     frames: Annotated[int, typer.Option(help="Frames per video.")] = 16,
     fps: Annotated[float, typer.Option(help="Frame rate of the videos.")] = 8,
     seed: Annotated[int, typer.Option(help="Seed of the first video (the next ones count up).")] = 0,
+    max_sprites: Annotated[int | None, typer.Option(help="Most sprites per scene (default 4).")] = None,
+    max_speed: Annotated[float | None, typer.Option(help="Top speed, widths/frame (default 0.12).")] = None,
+    max_pan: Annotated[float | None, typer.Option(help="Top pan, widths/frame (default 0.06).")] = None,
+    pan_probability: Annotated[float | None, typer.Option(help="Share that pan (default 0.4).")] = None,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
     """Write videos of moving sprites with their true motion (truth.json), for demos and tests."""
     from rich.progress import Progress
 
     from svdlab.params import parse_size
-    from svdlab.training.synthetic import write_synthetic_videos
+    from svdlab.training.synthetic import SceneRanges, write_synthetic_videos
 
     try:
         width, height = parse_size(size)
+        given = {"max_sprites": max_sprites, "max_speed": max_speed, "max_pan": max_pan}
+        given["pan_probability"] = pan_probability
+        ranges = SceneRanges(**{name: value for name, value in given.items() if value is not None})
         with Progress(console=err_console, disable=quiet, transient=True) as bar:
             task = bar.add_task("videos", total=count)
             records = write_synthetic_videos(
@@ -356,6 +363,7 @@ def synth_data(
                 frames=frames,
                 fps=fps,
                 seed=seed,
+                ranges=ranges,
                 on_video=lambda record: bar.advance(task),
             )
     except SvdlabError as error:

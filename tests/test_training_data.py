@@ -6,6 +6,7 @@ import json
 import math
 
 import av
+import cv2
 import numpy as np
 import pytest
 from typer.testing import CliRunner
@@ -15,7 +16,12 @@ from svdlab.errors import InvalidParameterError
 from svdlab.metrics.motion import motion_score
 from svdlab.training.dataset import ClipDataset, find_videos, prepare_dataset, read_index, relabel
 from svdlab.training.labels import MotionCalibration, fps_label, stride_for_fps
-from svdlab.training.synthetic import render_sprite_clip, write_lossless_mp4, write_synthetic_videos
+from svdlab.training.synthetic import (
+    SceneRanges,
+    render_sprite_clip,
+    write_lossless_mp4,
+    write_synthetic_videos,
+)
 
 WIDTH, HEIGHT = 64, 48
 SOURCE_FPS = 24
@@ -283,6 +289,28 @@ def test_bad_inputs_are_refused_with_what_to_do(tmp_path):
     assert len(list((tmp_path / "data" / "clips").iterdir())) == 1
 
 
+def test_scene_ranges_bound_what_random_scenes_draw(tmp_path):
+    ranges = SceneRanges(max_sprites=2, max_speed=0.05, max_pan=0.02, pan_probability=1.0, fills=("solid",))
+    for seed in range(20):
+        clip = render_sprite_clip(seed, ranges=ranges)
+        assert 1 <= len(clip.speeds) <= 2 and max(clip.speeds) <= 0.05 * 64
+        assert math.hypot(*clip.pan) <= 0.02 * 64 and clip.labels.max() == len(clip.speeds)
+    args = ["--max-sprites", "1", "--max-speed", "0.03", "--max-pan", "0", "--pan-probability", "0"]
+    result = CliRunner().invoke(app, ["synth-data", str(tmp_path), "--count", "4", *args, "--quiet"])
+    assert result.exit_code == 0, result.output
+    truth = json.loads((tmp_path / "truth.json").read_text())
+    assert truth["ranges"]["max_sprites"] == 1 and truth["ranges"]["max_speed"] == 0.03
+    assert all(len(v["speeds"]) == 1 and v["speeds"][0] <= 0.03 * 64 for v in truth["videos"])
+    assert all(v["pan"] == [0.0, 0.0] for v in truth["videos"])
+
+
+def test_solid_sprites_are_one_colour_apart_from_fine_noise():
+    clip = render_sprite_clip(3, ranges=SceneRanges(fills=("solid",)))
+    for number in range(1, len(clip.speeds) + 1):
+        core = cv2.erode((clip.labels[0] == number).astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+        assert clip.frames[0][core].astype(float).std(axis=0).max() < 12
+
+
 def test_cli_synth_data_then_prepare_data(tmp_path):
     runner = CliRunner()
     videos, data = tmp_path / "videos", tmp_path / "data"
@@ -319,6 +347,9 @@ def test_cli_synth_data_then_prepare_data(tmp_path):
         (["prepare-data", "{tmp}", "--out", "{tmp}/data", "--fps", "six"], "--fps 'six'"),
         (["prepare-data", "{tmp}", "--out", "{tmp}/data", "--size", "big"], "size='big'"),
         (["synth-data", "{tmp}/synth", "--count", "0"], "count=0"),
+        (["synth-data", "{tmp}/synth", "--count", "1", "--max-sprites", "0"], "max_sprites=0"),
+        (["synth-data", "{tmp}/synth", "--count", "1", "--max-speed", "-1"], "max_speed=-1.0"),
+        (["synth-data", "{tmp}/synth", "--count", "1", "--pan-probability", "2"], "pan_probability=2.0"),
         (["relabel", "{tmp}"], "dataset.json"),
     ],
 )

@@ -5,7 +5,8 @@ pentagons, hexagons) in solid colours or simple textures. Each sprite moves in a
 speed (px/frame, relative to the background) and direction; later sprites are drawn over earlier ones,
 so they occlude each other. An optional camera pan shifts background and sprites together by `pan`
 (dx, dy) px/frame on screen. Frames are drawn at `supersample` times the size and shrunk with area
-averaging, so sub-pixel motion renders smoothly (positions are exact to 1/supersample px).
+averaging, so sub-pixel motion renders smoothly (positions are exact to 1/supersample px). `SceneRanges`
+sets how many sprites, how fast and how often the camera pans.
 
 Directions are degrees on screen with y pointing down: 0 moves right, 90 moves down. `true_motion` is
 the mean true displacement in px/frame over all pixels of frames 0..T-2 (each pixel moves with the
@@ -21,7 +22,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -41,9 +42,36 @@ STILL_PROBABILITY = 0.1
 SUPERSAMPLE = 4
 
 
+@dataclass(frozen=True)
+class SceneRanges:
+    """What random scenes draw from: up to `max_sprites` sprites filled with one of `fills`, speeds and pans
+    up to a fraction of the width per frame, a pan in `pan_probability` of the scenes."""
+
+    max_sprites: int = 4
+    max_speed: float = MAX_SPEED
+    max_pan: float = MAX_PAN
+    pan_probability: float = PAN_PROBABILITY
+    fills: tuple[str, ...] = FILLS
+
+    def __post_init__(self) -> None:
+        if self.max_sprites < 1:
+            raise InvalidParameterError(f"max_sprites={self.max_sprites} is not allowed: use 1 or more")
+        for name in ("max_speed", "max_pan"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise InvalidParameterError(f"{name}={value} is not allowed: use widths per frame, 0 or more")
+        if not self.fills or not set(self.fills) <= set(FILLS):
+            raise InvalidParameterError(f"fills={self.fills} is not allowed: choose from {', '.join(FILLS)}")
+        if not 0 <= self.pan_probability <= 1:
+            raise InvalidParameterError(
+                f"pan_probability={self.pan_probability} is not allowed: use a probability from 0 to 1"
+            )
+
+
 @dataclass
 class SpriteClip:
-    """Frames of one synthetic scene with the true motion of everything in it."""
+    """Frames of one synthetic scene with the true motion of everything in it; `labels` (F, H, W) uint8
+    says which sprite each pixel shows (0 the background, i + 1 the i-th sprite)."""
 
     frames: np.ndarray
     fps: float
@@ -53,6 +81,7 @@ class SpriteClip:
     directions: list[float]
     pan: tuple[float, float]
     true_motion: float
+    labels: np.ndarray
 
     def truth(self) -> dict:
         """The scene's true motion as a JSON-ready record."""
@@ -88,6 +117,7 @@ def render_sprite_clip(
     direction: float | None = None,
     pan: tuple[float, float] | None = None,
     sprites: int | None = None,
+    ranges: SceneRanges = SceneRanges(),
     supersample: int = SUPERSAMPLE,
 ) -> SpriteClip:
     """Render one sprite scene; None draws a value at random (deterministic per seed)."""
@@ -98,19 +128,19 @@ def render_sprite_clip(
         raise InvalidParameterError(f"speed={speed} is not allowed: use a speed of 0 px/frame or more")
     rng = np.random.default_rng(seed)
     still = rng.random() < STILL_PROBABILITY
-    pan = _pan(rng, width, still) if pan is None else (float(pan[0]), float(pan[1]))
-    count = int(rng.integers(1, 5)) if sprites is None else sprites
+    pan = _pan(rng, width, still, ranges) if pan is None else (float(pan[0]), float(pan[1]))
+    count = int(rng.integers(1, ranges.max_sprites + 1)) if sprites is None else sprites
     scale = min(width, height)
-    speeds = [_speed(rng, width, still) if speed is None else float(speed) for _ in range(count)]
+    speeds = [_speed(rng, width, still, ranges) if speed is None else float(speed) for _ in range(count)]
     directions = [float(rng.uniform(0, 360)) if direction is None else float(direction) for _ in speeds]
     shapes = [str(rng.choice(SHAPES)) for _ in speeds]
     drawn = [
-        _make_sprite(rng, shape, value, angle, pan, width, height, frames, scale, supersample)
+        _make_sprite(rng, shape, value, angle, pan, width, height, frames, scale, supersample, ranges.fills)
         for shape, value, angle in zip(shapes, speeds, directions)
     ]
     background = _background(rng, width, height, frames, pan, supersample)
-    pixels, true_motion = _render(background, drawn, pan, width, height, frames, supersample)
-    return SpriteClip(pixels, fps, seed, shapes, speeds, directions, pan, true_motion)
+    pixels, labels, true_motion = _render(background, drawn, pan, width, height, frames, supersample)
+    return SpriteClip(pixels, fps, seed, shapes, speeds, directions, pan, true_motion, labels)
 
 
 def write_synthetic_videos(
@@ -125,6 +155,7 @@ def write_synthetic_videos(
     speed: float | None = None,
     pan: tuple[float, float] | None = None,
     sprites: int | None = None,
+    ranges: SceneRanges = SceneRanges(),
     on_video: Callable[[dict], None] | None = None,
 ) -> list[dict]:
     """Write `count` scenes as lossless MP4s (seeds seed, seed+1, ...) and truth.json; return its records."""
@@ -143,13 +174,15 @@ def write_synthetic_videos(
             speed=speed,
             pan=pan,
             sprites=sprites,
+            ranges=ranges,
         )
         name = f"synth_{index:0{digits}d}.mp4"
         write_lossless_mp4(clip.frames, out / name, fps)
         records.append({"file": name, **clip.truth()})
         if on_video:
             on_video(records[-1])
-    write_json_atomic(out / "truth.json", {"width": width, "height": height, "videos": records})
+    truth = {"width": width, "height": height, "ranges": asdict(ranges), "videos": records}
+    write_json_atomic(out / "truth.json", truth)
     return records
 
 
@@ -186,16 +219,16 @@ def _check_shape(width: int, height: int, frames: int, supersample: int) -> None
         raise InvalidParameterError(f"supersample={supersample} is not allowed: use 1 or more")
 
 
-def _speed(rng: np.random.Generator, width: int, still: bool) -> float:
-    """A sprite speed in px/frame: 0 for a still scene, else uniform up to MAX_SPEED of the width."""
-    return 0.0 if still else float(rng.uniform(0, MAX_SPEED * width))
+def _speed(rng: np.random.Generator, width: int, still: bool, ranges: SceneRanges) -> float:
+    """A sprite speed in px/frame: 0 for a still scene, else uniform up to max_speed of the width."""
+    return 0.0 if still else float(rng.uniform(0, ranges.max_speed * width))
 
 
-def _pan(rng: np.random.Generator, width: int, still: bool) -> tuple[float, float]:
-    """A camera pan (dx, dy) in px/frame: none for most scenes, else up to MAX_PAN of the width."""
-    if still or rng.random() >= PAN_PROBABILITY:
+def _pan(rng: np.random.Generator, width: int, still: bool, ranges: SceneRanges) -> tuple[float, float]:
+    """A camera pan (dx, dy) in px/frame: none for most scenes, else up to max_pan of the width."""
+    if still or rng.random() >= ranges.pan_probability:
         return (0.0, 0.0)
-    size, angle = rng.uniform(0, MAX_PAN * width), rng.uniform(0, 2 * math.pi)
+    size, angle = rng.uniform(0, ranges.max_pan * width), rng.uniform(0, 2 * math.pi)
     return (float(size * math.cos(angle)), float(size * math.sin(angle)))
 
 
@@ -270,6 +303,7 @@ def _make_sprite(
     frames: int,
     scale: int,
     factor: int,
+    fills: tuple[str, ...],
 ) -> _Sprite:
     """A textured sprite whose path crosses a random point of the view at the clip's middle frame."""
     radius = rng.uniform(0.1, 0.25) * scale * factor
@@ -277,7 +311,7 @@ def _make_sprite(
     mask = np.zeros((side, side), np.uint8)
     vertices = np.round(_polygon(shape, radius, rng) + side / 2).astype(np.int32)
     cv2.fillPoly(mask, [vertices], 1)
-    patch = _texture(rng, str(rng.choice(FILLS)), side, side, rng.uniform(0.2, 0.6) * side)
+    patch = _texture(rng, str(rng.choice(fills)), side, side, rng.uniform(0.2, 0.6) * side)
     patch = np.clip(patch + _smooth_noise(rng, side, side, factor)[..., None] * 20, 0, 255)
     middle = (rng.uniform(0.15, 0.85) * width, rng.uniform(0.15, 0.85) * height)
     radians = math.radians(angle)
@@ -307,25 +341,38 @@ def _render(
     height: int,
     frames: int,
     factor: int,
-) -> tuple[np.ndarray, float]:
-    """The clip's uint8 frames and its true mean displacement (px/frame) over frames 0..T-2."""
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """The clip's uint8 frames, its sprite labels (the one covering most of each pixel, 0 for none) and its
+    true mean displacement (px/frame) over frames 0..T-2."""
     start_left = background.shape[1] - width * factor if pan[0] > 0 else 0
     start_top = background.shape[0] - height * factor if pan[1] > 0 else 0
-    pixels, moves = [], []
+    pixels, labels, moves = [], [], []
     pan_speed = math.hypot(*pan)
     for t in range(frames):
         left = start_left - round(pan[0] * t * factor)
         top = start_top - round(pan[1] * t * factor)
         canvas = background[top : top + height * factor, left : left + width * factor].copy()
         speed_map = np.full(canvas.shape[:2], pan_speed, np.float32)
-        for sprite in sprites:
+        label_map = np.zeros(canvas.shape[:2], np.uint8)
+        for number, sprite in enumerate(sprites, 1):
             x = round((sprite.centre[0] + sprite.velocity[0] * t) * factor) - sprite.mask.shape[1] // 2
             y = round((sprite.centre[1] + sprite.velocity[1] * t) * factor) - sprite.mask.shape[0] // 2
             _paste(canvas, sprite.patch, sprite.mask, x, y)
             speed_map_layer = np.full(sprite.mask.shape, math.hypot(*sprite.velocity), np.float32)
             _paste(speed_map, speed_map_layer, sprite.mask, x, y)
+            _paste(label_map, np.full(sprite.mask.shape, number, np.uint8), sprite.mask, x, y)
         small = cv2.resize(canvas, (width, height), interpolation=cv2.INTER_AREA)
         pixels.append(np.clip(np.round(small), 0, 255).astype(np.uint8))
+        labels.append(_majority(label_map, len(sprites), width, height))
         moves.append(float(speed_map.mean()))
     true_motion = float(np.mean(moves[:-1])) if frames > 1 else 0.0
-    return np.stack(pixels), true_motion
+    return np.stack(pixels), np.stack(labels), true_motion
+
+
+def _majority(label_map: np.ndarray, count: int, width: int, height: int) -> np.ndarray:
+    """(height, width) uint8: the label covering most of each output pixel of a supersampled label map."""
+    shares = [
+        cv2.resize((label_map == label).astype(np.float32), (width, height), interpolation=cv2.INTER_AREA)
+        for label in range(count + 1)
+    ]
+    return np.argmax(np.stack(shares), axis=0).astype(np.uint8)

@@ -1,0 +1,49 @@
+"""The sprite tracker that the demo model's object checks rely on, against the renderer's ground truth."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from svdlab.training.synthetic import SceneRanges, render_sprite_clip
+from tests.sprite_tracking import track_sprite
+
+SOLID = SceneRanges(max_sprites=2, max_speed=0.05, fills=("solid",))
+
+
+def true_centres(labels: np.ndarray) -> np.ndarray:
+    """(F, 2) centroid (x, y) of a sprite's true label mask in each frame."""
+    return np.array([(np.nonzero(mask)[1].mean(), np.nonzero(mask)[0].mean()) for mask in labels])
+
+
+@pytest.mark.parametrize("seed", (90_003, 90_005, 90_010, 90_016, 90_027, 90_030))
+def test_the_tracker_follows_a_rendered_sprite_to_its_true_position_and_area(seed):
+    clip = render_sprite_clip(seed, ranges=SOLID)
+    for number in range(1, len(clip.speeds) + 1):
+        labels = clip.labels == number
+        track = track_sprite(clip.frames, labels[0])
+        assert not track.lost
+        assert np.abs(track.centres - true_centres(labels)).max() < 1.0
+        assert np.abs(track.areas - labels.sum(axis=(1, 2))).max() < 0.15 * labels[0].sum()
+        velocity = np.diff(true_centres(labels), axis=0).mean(axis=0)
+        assert track.displacement_per_frame() == pytest.approx(np.linalg.norm(velocity), abs=0.1)
+        assert track.smallest_area_share() > 0.85
+
+
+def test_a_sprite_that_fades_into_the_background_is_lost_or_shrinks():
+    clip = render_sprite_clip(90_010, ranges=SOLID)
+    mask = clip.labels[0] == 1
+    background = np.median(clip.frames[0][~mask], axis=0)
+    opacity = np.linspace(1, 0, len(clip.frames))[:, None, None, None]
+    sprite = (clip.labels == 1)[..., None]
+    faded = np.where(sprite, opacity * clip.frames + (1 - opacity) * background, clip.frames).astype(np.uint8)
+    track = track_sprite(faded, mask)
+    assert track.lost or track.smallest_area_share() < 0.7
+
+
+def test_labels_mark_each_visible_sprite():
+    clip = render_sprite_clip(90_002, ranges=SOLID)
+    assert clip.labels.shape == clip.frames.shape[:3] and clip.labels.dtype == np.uint8
+    assert set(np.unique(clip.labels)) == {0, 1, 2}
+    alone = render_sprite_clip(90_002, ranges=SOLID, sprites=0)
+    assert not alone.labels.any()
