@@ -198,6 +198,22 @@ def test_from_scratch_with_vae_stage_writes_a_loadable_model_and_validation_repo
     assert [entry["stage"] for entry in log if "loss" in entry] == ["vae", "vae", "image", "video"]
 
 
+def test_a_checkpoint_with_unet_overrides_trains_a_fresh_unet_on_its_autoencoder(tmp_path, dataset):
+    unet = {"block_out_channels": [32, 32], "num_attention_heads": [2, 2]}
+    stages = [{"kind": "video", "steps": 1, "batch_size": 2}]
+    model = {"checkpoint": "tiny-random", "unet": unet}
+    result = train(write_config(tmp_path, dataset, stages, model=model), progress=False)
+    trained = load_model(result.output, device="cpu", dtype="float32")
+    start = load_model("tiny-random", device="cpu", dtype="float32")
+    assert list(trained.unet.config.block_out_channels) == [32, 32]
+    assert trained.unet.config.in_channels == start.unet.config.in_channels
+    for part in ("vae", "image_encoder"):
+        kept, original = getattr(trained, part).state_dict(), getattr(start, part).state_dict()
+        assert kept.keys() == original.keys() and all(torch.equal(kept[k], original[k]) for k in kept)
+    with pytest.raises(InvalidParameterError, match="only \\[model.unet\\] may be given"):
+        load_train_config(write_config(tmp_path, dataset, stages, model={**model, "vae": {"x": 1}}))
+
+
 def test_a_changed_config_is_not_resumed(tmp_path, dataset):
     stages = [{"kind": "video", "steps": 1, "batch_size": 2}]
     train(write_config(tmp_path, dataset, stages), progress=False)

@@ -16,7 +16,8 @@ class _Section(BaseModel):
 
 
 class ModelSection(_Section):
-    """Where the weights start: a checkpoint to fine-tune, or an architecture trained from scratch."""
+    """Where the weights start: a checkpoint to fine-tune, or an architecture trained from scratch; a
+    checkpoint with [model.unet] overrides keeps its autoencoder and image encoder under a fresh UNet."""
 
     checkpoint: str | None = None
     architecture: str | None = None
@@ -28,8 +29,11 @@ class ModelSection(_Section):
     def _one_source(self) -> ModelSection:
         if (self.checkpoint is None) == (self.architecture is None):
             raise ValueError("set exactly one of checkpoint (fine-tune) or architecture (from scratch)")
-        if self.checkpoint is not None and (self.unet or self.vae or self.image_encoder):
-            raise ValueError("config overrides ([model.unet] ...) apply only to architecture, not checkpoint")
+        if self.checkpoint is not None and (self.vae or self.image_encoder):
+            raise ValueError(
+                "[model.vae] and [model.image_encoder] apply only to architecture; with a checkpoint, only"
+                " [model.unet] may be given (a fresh UNet on the checkpoint's trained autoencoder)"
+            )
         return self
 
 

@@ -15,17 +15,20 @@ TEMPORAL_PARAMETER = re.compile(r"temporal|time_mixer|time_pos_embed")
 
 
 def build_model(section: ModelSection, resolve, seed: int) -> SVDModel:
-    """The model to train on the CPU in float32: a checkpoint as loaded, or an architecture whose UNet and
-    VAE (and image encoder, if it has overrides) start from fresh seeded weights."""
+    """The model to train on the CPU in float32: a checkpoint as loaded (with a fresh seeded UNet if it has
+    UNet overrides), or an architecture whose UNet and VAE (and image encoder, if it has overrides) start
+    from fresh seeded weights."""
     source = section.checkpoint or section.architecture
     local = resolve(source)
     name = str(local) if source not in PRESETS and local.exists() else source
     model = load_model(name, device="cpu", dtype="float32")
-    if section.checkpoint is not None:
+    if section.checkpoint is not None and not section.unet:
         return model
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         model.unet = _fresh(model.unet, section.unet)
+        if section.checkpoint is not None:
+            return model
         model.vae = _fresh(model.vae, section.vae)
         if section.image_encoder:
             settings = {**model.image_encoder.config.to_dict(), **section.image_encoder}
