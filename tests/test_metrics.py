@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import PIL.Image
@@ -38,6 +39,8 @@ from tests.synthetic_videos import (
 )
 
 SPEEDS = (1, 2, 4, 8)
+# the first-generation demo (5e7f0dd) at bucket 240 on held-out scene 90000, its 8 frames side by side
+OLD_DEMO_VIDEO = Path(__file__).parent / "data" / "old-demo-bucket-240.png"
 VIDEO_KEYS = {"motion_score", "flicker", "warp_error", "dissolution", "loop_seam"}
 FIDELITY_KEYS = {"psnr_first", "ssim_first", "psnr_mean", "ssim_mean"}
 
@@ -135,9 +138,17 @@ def test_a_shape_that_fades_or_dissolves_is_broken_even_at_the_same_motion_score
     broken = sliding_shape(speed, change)
     motion = motion_score(broken)
     # the intact slide whose motion score is closest to the broken clip's
-    twin = min((sliding_shape(s / 4) for s in range(1, 24)), key=lambda clip: abs(motion_score(clip) - motion))
+    slides = (sliding_shape(quarters / 4) for quarters in range(1, 24))
+    twin = min(slides, key=lambda clip: abs(motion_score(clip) - motion))
     assert motion_score(twin) == pytest.approx(motion, rel=0.15)
     assert dissolution(twin) < INTACT_BELOW <= dissolution(broken)
+
+
+def test_the_first_generation_demo_dissolved_its_scene_at_bucket_240():
+    strip = np.asarray(PIL.Image.open(OLD_DEMO_VIDEO).convert("RGB"))
+    frames = np.stack(np.split(strip, strip.shape[1] // strip.shape[0], axis=1))
+    assert frames.shape == (8, 64, 64, 3)
+    assert dissolution(frames) >= INTACT_BELOW
 
 
 def test_still_and_panning_videos_do_not_dissolve_but_independent_frames_do():

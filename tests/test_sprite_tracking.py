@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from svdlab.training.synthetic import SceneRanges, render_sprite_clip
-from tests.sprite_tracking import track_sprite
+from svdlab.training.tracking import track_sprite
 
 SOLID = SceneRanges(max_sprites=2, max_speed=0.05, fills=("solid",))
 

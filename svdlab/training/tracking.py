@@ -1,4 +1,4 @@
-"""Track the sprites of the demo's synthetic world through a video by colour segmentation.
+"""Track the sprites of synthetic scenes (`svdlab.training.synthetic`) through a video by colour segmentation.
 
 A sprite is given by its mask in frame 0. Its colour model is the mean RGB colour of the frame-0 pixels
 under the mask (eroded by one pixel, away from blended edges), with a tolerance of three times their RMS
