@@ -114,17 +114,30 @@ def test_tensor_and_array_images_give_the_frames_of_the_same_picture(pipes):
     assert (wrong - expected).abs().max() > 0.05
 
 
+def test_a_path_and_an_image_of_another_size_share_a_call(pipes, tmp_path):
+    ours, theirs = pipes
+    path, other = tmp_path / "first.png", make_image(3, 80, 70)
+    make_image(1).save(path)
+    got = frames(ours, [str(path), other], generator=seeded(4, 5), num_inference_steps=1)
+    for video, (image, seed) in enumerate(((make_image(1), 4), (other, 5))):
+        alone = frames(theirs, image, generator=seeded(seed), num_inference_steps=1)
+        assert (got[video] - alone[0]).abs().max() <= 1e-4
+
+
 def test_several_images_with_several_videos_each_pair_each_video_with_its_image(pipes):
     ours, theirs = pipes
     starts = torch.randn(4, 4, 4, 24, 32)
-    got = frames(ours, TWO, num_videos_per_prompt=2, generator=seeded(3), latents=starts)
+    one_step = {"num_inference_steps": 1}
+    got = frames(ours, TWO, num_videos_per_prompt=2, generator=seeded(3), latents=starts, **one_step)
     pixels = 3 * 48 * 64
     for video in (1, 2):  # the second video of image 0 and the first of image 1
         generator = seeded(3)
         torch.randn(video // 2 * pixels, generator=generator)  # image i's augmentation noise is the i-th draw
-        alone = frames(theirs, TWO[video // 2], generator=generator, latents=starts[video : video + 1])
+        alone = frames(
+            theirs, TWO[video // 2], generator=generator, latents=starts[video : video + 1], **one_step
+        )
         assert (got[video] - alone[0]).abs().max() <= 1e-4, video
-    batched = frames(theirs, TWO, num_videos_per_prompt=2, generator=seeded(3), latents=starts)
+    batched = frames(theirs, TWO, num_videos_per_prompt=2, generator=seeded(3), latents=starts, **one_step)
     assert (
         batched[1] - got[1]
     ).abs().max() > 1e-2  # diffusers pairs image 0's embedding with image 1's latent
