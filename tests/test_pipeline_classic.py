@@ -27,29 +27,14 @@ pipe.set_progress_bar_config(disable=True)
 image = Image.open(IMAGE).convert("RGB").resize((WIDTH, HEIGHT))
 
 videos = {{}}
+common = dict(height=HEIGHT, width=WIDTH, num_inference_steps=STEPS, decode_chunk_size=8)
 for motion_bucket_id in [120, 180, 240, 300, 360]:
-    result = pipe(
-        image,
-        height=HEIGHT,
-        width=WIDTH,
-        num_inference_steps=STEPS,
-        decode_chunk_size=8,
-        generator=torch.manual_seed(42),
-        motion_bucket_id=motion_bucket_id,
-        noise_aug_strength=0.1,
-    )
-    videos[("motion_bucket_id", motion_bucket_id)] = np.array([np.array(frame) for frame in result.frames[0]])
+    result = pipe(image, generator=torch.manual_seed(42), motion_bucket_id=motion_bucket_id,
+                  noise_aug_strength=0.1, **common)
+    videos[("motion_bucket_id", motion_bucket_id)] = np.array([np.array(f) for f in result.frames[0]])
 for noise_aug_strength in [0.1, 0.2, 0.3, 0.4]:
-    result = pipe(
-        image,
-        height=HEIGHT,
-        width=WIDTH,
-        num_inference_steps=STEPS,
-        decode_chunk_size=8,
-        generator=torch.manual_seed(42),
-        motion_bucket_id=120,
-        noise_aug_strength=noise_aug_strength,
-    )
+    result = pipe(image, generator=torch.manual_seed(42), motion_bucket_id=120,
+                  noise_aug_strength=noise_aug_strength, **common)
     videos[("noise_aug_strength", noise_aug_strength)] = np.array([np.array(f) for f in result.frames[0]])
 """
 SETTINGS = {
