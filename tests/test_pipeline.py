@@ -195,6 +195,7 @@ def test_saves_loads_and_builds_from_components_like_diffusers(tiny_model, pipes
     assert (tmp_path / "saved" / "unet" / "diffusion_pytorch_model.fp16.safetensors").is_file()
     reloaded = StableVideoDiffusionPipeline.from_pretrained(tmp_path / "saved", variant="fp16")
     assert reloaded.device == torch.device("cpu") and reloaded.dtype == torch.float32
+    assert reloaded.model_name == str((tmp_path / "saved").resolve())  # what a recorded sweep names
     by_diffusers = DiffusersPipeline.from_pretrained(tmp_path / "saved", variant="fp16")
     built = StableVideoDiffusionPipeline(**theirs.components)
     assert built.unet is tiny_model.unet and set(built.components) == set(theirs.components)

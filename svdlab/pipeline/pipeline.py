@@ -78,7 +78,8 @@ class StableVideoDiffusionPipeline:
     def from_model(cls, model: SVDModel) -> StableVideoDiffusionPipeline:
         """The pipeline over an SVDModel that svdlab already loaded."""
         pipe = cls.__new__(cls)
-        pipe._attach(model, model_name=model.name)
+        local = model.source == "local"  # a sweep spec must find the folder from wherever it runs
+        pipe._attach(model, model_name=str(Path(model.location).resolve()) if local else model.name)
         return pipe
 
     @classmethod
