@@ -14,6 +14,7 @@ _EXPORTS = {
     "VideoEngine": "svdlab.engine",
     "Job": "svdlab.engine",
     "SvdlabError": "svdlab.errors",
+    "StableVideoDiffusionPipeline": "svdlab.pipeline",
 }
 
 __all__ = sorted(_EXPORTS)

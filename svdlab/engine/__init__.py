@@ -1,5 +1,5 @@
 """The SVD sampling engine: conditioning, samplers, batching, decoding."""
 
-from svdlab.engine.engine import Job, VideoEngine, VideoResult
+from svdlab.engine.engine import DrawnNoise, Job, VideoEngine, VideoResult
 
-__all__ = ["Job", "VideoEngine", "VideoResult"]
+__all__ = ["DrawnNoise", "Job", "VideoEngine", "VideoResult"]

@@ -8,6 +8,7 @@ and per-frame guidance, then decode each video with the temporal decoder.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -34,25 +35,42 @@ from svdlab.engine.sampler import (
     v_to_denoised,
 )
 
+StepEnd = Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor | None]
 UNET_SHARE = 1 / 0.84  # the UNet is about 84 % of an SVD run (svd-reference.md); the rest is decode and I/O
 
 
 @dataclass
+class DrawnNoise:
+    """N(0, 1) draws a caller made for a job: augmentation noise (3, H, W), starting latents (F, C, h, w)."""
+
+    augmentation: torch.Tensor
+    latents: torch.Tensor
+
+
+@dataclass
 class Job:
-    """One video to make: a fitted RGB image and resolved parameters; `tag` is the caller's."""
+    """One video to make: a fitted RGB image and resolved parameters; `tag` is the caller's.
+
+    By default the engine draws the noise from `params.seed` in diffusers' order and CLIP-embeds `image`;
+    `noise` and `embed_image` (diffusers embeds its input before resizing it) replace those.
+    """
 
     image: PIL.Image.Image
     params: object
     tag: object = None
+    noise: DrawnNoise | None = None
+    embed_image: PIL.Image.Image | None = None
 
 
 @dataclass
 class VideoResult:
-    """A finished video: frames (F, 3, H, W) float32 in [0, 1] on the CPU, and where the time went."""
+    """A finished video: frames (F, 3, H, W) float32 in [0, 1] on the CPU (None when not decoded), its final
+    latents (F, C, h, w) and where the time went."""
 
     job: Job
-    frames: torch.Tensor
+    frames: torch.Tensor | None
     timings: dict = field(default_factory=dict)
+    latents: torch.Tensor | None = None
 
 
 @dataclass
@@ -100,8 +118,18 @@ class VideoEngine:
             yield from self.run_pack(pack, on_step)
 
     @torch.inference_mode()
-    def run_pack(self, pack: list[Job], on_step: Callable[[], None] | None = None) -> Iterator[VideoResult]:
-        """Generate one pack of same-shape jobs in shared UNet calls."""
+    def run_pack(
+        self,
+        pack: list[Job],
+        on_step: Callable[[], None] | None = None,
+        step_end: StepEnd | None = None,
+        decode: bool = True,
+    ) -> Iterator[VideoResult]:
+        """Generate one pack of same-shape jobs in shared UNet calls.
+
+        `step_end(i, sigma, latents)` sees the pack's latents (B, F, C, h, w) after each step and may return
+        replacements; with `decode=False` results carry only their latents.
+        """
         first = pack[0].params
         sigma_min, sigma_max = self.model.sigma_range
         sigmas = karras_sigmas(first.steps, sigma_min, sigma_max)
@@ -110,22 +138,27 @@ class VideoEngine:
         conditioned = time.perf_counter()
         denoise = self._denoiser(pack, prepared)
         noise = torch.cat([item.noise for item in prepared]).to(self.model.device)
-        latents = sample_euler(
-            denoise, noise, sigmas.to(self.model.device), callback=(lambda _: on_step()) if on_step else None
-        )
+
+        def after_step(i: int, x: torch.Tensor) -> torch.Tensor | None:
+            if on_step is not None:
+                on_step()
+            return step_end(i, sigmas[i], x) if step_end is not None else None
+
+        latents = sample_euler(denoise, noise, sigmas.to(self.model.device), callback=after_step)
         if self.model.device.type == "cuda":
             torch.cuda.synchronize()  # so that sampling_s holds the sampling, not just its launch
         sampled = time.perf_counter()
         for job, video_latents in zip(pack, latents):
             decode_start = time.perf_counter()
-            frames = decode_frames(self.model, video_latents, job.params.decode_chunk_size)
+            chunk = job.params.decode_chunk_size
+            frames = decode_frames(self.model, video_latents, chunk) if decode else None
             timings = {
                 "conditioning_s": conditioned - started,
                 "sampling_s": sampled - conditioned,
                 "decode_s": time.perf_counter() - decode_start,
                 "pack_size": len(pack),
             }
-            yield VideoResult(job=job, frames=frames, timings=timings)
+            yield VideoResult(job=job, frames=frames, timings=timings, latents=video_latents)
 
     def _prepare(self, pack: list[Job], sigmas: torch.Tensor) -> list[_Prepared]:
         """Embeddings, augmented latents and starting noise, drawn in diffusers' order per job."""
@@ -134,31 +167,31 @@ class VideoEngine:
         to_embed, to_encode, keys, noises = {}, {}, [], []
         for job in pack:
             p = job.params
-            digest = image_digest(job.image)
             image = image_to_tensor(job.image)
-            generator = torch.Generator("cpu").manual_seed(p.seed)
-            augmentation = torch.randn(image.shape, generator=generator)
-            shape = (1, p.num_frames, channels, p.height // scale, p.width // scale)
-            noises.append(torch.randn(shape, generator=generator) * initial_noise_scale(sigmas))
-            key = (digest, p.seed, p.noise_aug_strength)
-            keys.append(key)
-            if self.embeddings.get(digest) is None:
-                to_embed[digest] = image
+            latent_shape = (1, p.num_frames, channels, p.height // scale, p.width // scale)
+            augmentation, start, noise_key = _draws(job, image.shape, latent_shape)
+            noises.append(start * initial_noise_scale(sigmas))
+            embed_image = job.embed_image if job.embed_image is not None else job.image
+            embed_key = image_digest(embed_image)
+            key = (image_digest(job.image), noise_key, p.noise_aug_strength)
+            keys.append((embed_key, key))
+            if self.embeddings.get(embed_key) is None:
+                to_embed[embed_key] = image_to_tensor(embed_image) if job.embed_image is not None else image
             if self.latents.get(key) is None:
                 to_encode[key] = image + p.noise_aug_strength * augmentation
-        if to_embed:
-            embeds = clip_embeddings(self.model, torch.cat(list(to_embed.values())))
-            self.counts["clip"] += len(to_embed)
-            for digest, embed in zip(to_embed, embeds):
-                self.embeddings.put(digest, embed)
+        for group in _same_shape(to_embed):
+            embeds = clip_embeddings(self.model, torch.cat([to_embed[key] for key in group]))
+            for key, embed in zip(group, embeds):
+                self.embeddings.put(key, embed)
+        self.counts["clip"] += len(to_embed)
         if to_encode:
             encoded = vae_latents(self.model, torch.cat(list(to_encode.values())))
             self.counts["vae_encode"] += len(to_encode)
             for key, latent in zip(to_encode, encoded):
                 self.latents.put(key, latent)
         return [
-            _Prepared(self.embeddings.get(key[0]), self.latents.get(key), noise)
-            for key, noise in zip(keys, noises)
+            _Prepared(self.embeddings.get(embed_key), self.latents.get(key), noise)
+            for (embed_key, key), noise in zip(keys, noises)
         ]
 
     def _denoiser(self, pack: list[Job], prepared: list[_Prepared]):
@@ -201,3 +234,22 @@ class VideoEngine:
             return v_to_denoised(v, x, sigma)
 
         return denoise
+
+
+def _draws(job: Job, image_shape: tuple, latent_shape: tuple) -> tuple[torch.Tensor, torch.Tensor, object]:
+    """A job's N(0, 1) augmentation noise and starting latents, and a key that names the augmentation."""
+    if job.noise is None:
+        generator = torch.Generator("cpu").manual_seed(job.params.seed)
+        augmentation = torch.randn(image_shape, generator=generator)
+        return augmentation, torch.randn(latent_shape, generator=generator), job.params.seed
+    augmentation = job.noise.augmentation.detach().to("cpu", torch.float32).reshape(image_shape)
+    key = hashlib.sha1(augmentation.numpy().tobytes()).hexdigest()
+    return augmentation, job.noise.latents.detach().to("cpu", torch.float32).reshape(latent_shape), key
+
+
+def _same_shape(tensors: dict) -> list[list]:
+    """The dict's keys grouped by their tensor's shape, in order (tensors of one shape embed in one batch)."""
+    groups: dict[tuple, list] = {}
+    for key, tensor in tensors.items():
+        groups.setdefault(tuple(tensor.shape), []).append(key)
+    return list(groups.values())

@@ -45,13 +45,18 @@ def sample_euler(
     denoise: Denoiser,
     x: torch.Tensor,
     sigmas: torch.Tensor,
-    callback: Callable[[int], None] | None = None,
+    callback: Callable[[int, torch.Tensor], torch.Tensor | None] | None = None,
 ) -> torch.Tensor:
-    """Deterministic Euler steps of the probability-flow ODE over the given sigmas."""
+    """Deterministic Euler steps of the probability-flow ODE over the given sigmas.
+
+    `callback(i, x)` sees the sample after step i and may return a replacement (as diffusers' step-end
+    callbacks may).
+    """
     for i in range(len(sigmas) - 1):
         sigma = sigmas[i]
         denoised = denoise(x, sigma)
         x = x + (x - denoised) / sigma * (sigmas[i + 1] - sigma)
         if callback is not None:
-            callback(i)
+            replaced = callback(i, x)
+            x = x if replaced is None else replaced
     return x

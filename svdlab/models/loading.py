@@ -14,7 +14,7 @@ from diffusers.utils import logging as diffusers_logging
 
 from svdlab.errors import InvalidParameterError, ModelNotAvailableError
 from svdlab.hashing import update_from_file
-from svdlab.models.memory import OFFLOAD_MODES, enable_forward_chunking
+from svdlab.models.memory import OFFLOAD_MODES, enable_forward_chunking, remove_offload
 from svdlab.models.memory import offload as memory_offload
 from svdlab.models.presets import PRESETS, REPO_TO_PRESET, SHIPPED_MODELS, ModelPreset, preset_for_config
 from svdlab.models.tiny import build_tiny_random
@@ -82,10 +82,10 @@ class SVDModel:
             feature_extractor=self.feature_extractor,
         )
 
-    def save_pretrained(self, path: str | Path) -> Path:
+    def save_pretrained(self, path: str | Path, variant: str | None = None) -> Path:
         """Write a diffusers-format folder (safetensors) that load_model reads back."""
         path = Path(path)
-        self.pipeline().save_pretrained(path, safe_serialization=True)
+        self.pipeline().save_pretrained(path, safe_serialization=True, variant=variant)
         preset = replace(self.preset, name=path.name, description=f"saved from {self.name}", shipped=False)
         (path / PRESET_FILE).write_text(json.dumps(asdict(preset), indent=2) + "\n")
         return path
@@ -211,7 +211,7 @@ def load_model(
         parts = build_tiny_random()
         model = SVDModel(**parts, preset=preset, source="builtin", location=name, revision="seed0")
         model.weights_sha256()  # before placement: offload hooks leave no readable weights behind
-        return _placed(model, device, dtype, **memory)
+        return place_model(model, device, dtype, **memory)
     repo_id = preset.repo_id if preset else None
     shipped = preset is not None and preset.shipped
     folder = SHIPPED_MODELS / name if shipped else Path(name).expanduser()
@@ -253,12 +253,15 @@ def load_model(
         location=repo_id or str(folder),
         revision=folder.name if repo_id else None,
     )
-    return _placed(model, device, dtype, **memory)
+    return place_model(model, device, dtype, **memory)
 
 
-def _placed(model: SVDModel, device: torch.device, dtype: torch.dtype, offload: str, forward_chunking: bool):
+def place_model(
+    model: SVDModel, device: torch.device, dtype: torch.dtype, offload: str, forward_chunking: bool
+) -> SVDModel:
     """Put the networks on device and dtype (or behind offload hooks); keep a float32 VAE encoder if asked."""
     home = device if offload == "none" else torch.device("cpu")
+    remove_offload(model)
     for part in (model.unet, model.vae, model.image_encoder):
         part.to(home)
         if part.dtype != dtype:

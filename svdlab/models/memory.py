@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 from accelerate import cpu_offload, cpu_offload_with_hook
+from accelerate.hooks import remove_hook_from_module
 
 OFFLOAD_MODES = ("none", "model", "sequential")
 
@@ -22,6 +23,12 @@ def offload(model, mode: str, device: torch.device) -> None:
             cpu_offload(part, execution_device=device)
     elif mode != "none":
         raise ValueError(f"offload must be one of {OFFLOAD_MODES}, not {mode!r}")
+
+
+def remove_offload(model) -> None:
+    """Take away any offload hooks, so that the networks can be placed afresh."""
+    for part in (model.image_encoder, model.unet, model.vae):
+        remove_hook_from_module(part, recurse=True)
 
 
 def enable_forward_chunking(model) -> None:
