@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from svdlab.training.synthetic import SceneRanges, render_sprite_clip
-from svdlab.training.tracking import track_sprite
+from svdlab.training.tracking import follows_the_truth, track_sprite, track_sprites
 
 SOLID = SceneRanges(max_sprites=2, max_speed=0.05, fills=("solid",))
 
@@ -28,6 +30,10 @@ def test_the_tracker_follows_a_rendered_sprite_to_its_true_position_and_area(see
         velocity = np.diff(true_centres(labels), axis=0).mean(axis=0)
         assert track.displacement_per_frame() == pytest.approx(np.linalg.norm(velocity), abs=0.1)
         assert track.smallest_area_share() > 0.85
+    assert follows_the_truth(clip)
+    assert [t.areas[0] for t in track_sprites(clip.frames, clip.labels[0])] == [
+        float((clip.labels[0] == number).sum()) for number in range(1, len(clip.speeds) + 1)
+    ]
 
 
 def test_a_sprite_that_fades_into_the_background_is_lost_or_shrinks():
@@ -39,6 +45,7 @@ def test_a_sprite_that_fades_into_the_background_is_lost_or_shrinks():
     faded = np.where(sprite, opacity * clip.frames + (1 - opacity) * background, clip.frames).astype(np.uint8)
     track = track_sprite(faded, mask)
     assert track.lost or track.smallest_area_share() < 0.7
+    assert not follows_the_truth(replace(clip, frames=faded))
 
 
 def test_labels_mark_each_visible_sprite():

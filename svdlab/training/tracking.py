@@ -12,12 +12,17 @@ region touches the border (part of it may lie outside the view: its area there s
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
+if TYPE_CHECKING:
+    from svdlab.training.synthetic import SpriteClip
+
 TOLERANCE_FLOOR = 24.0
 SEARCH_RADIUS = 8
+MIN_SPRITE_AREA = 30
 
 
 @dataclass
@@ -76,6 +81,29 @@ def track_sprite(frames: np.ndarray, mask: np.ndarray) -> Track:
         areas.append(float(region.sum()))
         edges.append(bool(region[0].any() or region[-1].any() or region[:, 0].any() or region[:, -1].any()))
     return _track(centres, areas, edges, lost=False, frames=len(frames))
+
+
+def track_sprites(frames: np.ndarray, labels: np.ndarray) -> list[Track]:
+    """Tracks of every sprite labelled in the frame-0 label map `labels` (H, W), in label order."""
+    return [track_sprite(frames, labels == number) for number in range(1, int(labels.max()) + 1)]
+
+
+def follows_the_truth(clip: SpriteClip) -> bool:
+    """Whether the tracker follows every sprite of a rendered clip within 1 px and 15 % of its true area,
+    each sprite visible in every frame, at least MIN_SPRITE_AREA px and clear of the border in frame 0:
+    a scene whose generated videos the tracker can be trusted on."""
+    for number in range(1, len(clip.speeds) + 1):
+        masks = clip.labels == number
+        areas = masks.sum(axis=(1, 2))
+        if areas[0] < MIN_SPRITE_AREA or not areas.all():
+            return False
+        track = track_sprite(clip.frames, masks[0])
+        truth = [(np.nonzero(mask)[1].mean(), np.nonzero(mask)[0].mean()) for mask in masks]
+        if track.lost or track.at_edge[0] or np.abs(track.centres - truth).max() >= 1:
+            return False
+        if np.abs(track.areas - areas).max() >= 0.15 * areas[0]:
+            return False
+    return True
 
 
 def _track(centres: list, areas: list, edges: list, lost: bool, frames: int) -> Track:
