@@ -25,7 +25,7 @@ from svdlab.training.tracking import follows_the_truth, track_sprites
 
 BUCKETS = (20, 60, 120, 180, 240)
 NOISE_LEVELS = (0.02, 0.1, 0.2, 0.4)
-# the second-generation demo's world (examples/training/retrain-demo.sh), with solid sprites
+# the scenes the next demo trains on (issue 14: one or two sprites, at most 0.05 widths a frame), solid
 SOLID_SPRITES = SceneRanges(2, max_speed=0.05, max_pan=0.04, pan_probability=0.3, fills=("solid",))
 FIRST_SEED = 91_000
 
