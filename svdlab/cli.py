@@ -407,8 +407,12 @@ def runs_list(runs_dir: Annotated[Path, RUNS_DIR_OPTION] = Path("runs")) -> None
     """List the experiments with their job counts."""
     from svdlab.experiments.store import Store
 
+    try:
+        experiments = Store(runs_dir).experiments()
+    except SvdlabError as error:
+        raise fail(str(error)) from None
     table = Table("experiment", "model", "done", "failed", "updated")
-    for row in Store(runs_dir).experiments():
+    for row in experiments:
         table.add_row(
             row["name"], row["model"], str(row["done"] or 0), str(row["failed"] or 0), row["updated"]
         )
@@ -456,7 +460,10 @@ def _experiment_rows(name: str, runs_dir: Path) -> list[dict]:
     """The experiment's result rows, or a one-line failure if the store does not know it."""
     from svdlab.experiments.store import Store
 
-    store = Store(runs_dir)
+    try:
+        store = Store(runs_dir)
+    except SvdlabError as error:
+        raise fail(str(error)) from None
     if store.experiment(name) is None:
         raise fail(f"no experiment {name!r} in {runs_dir}; `svdlab runs list` shows the names")
     return store.results(name)

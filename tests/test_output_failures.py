@@ -237,3 +237,26 @@ def test_a_resumed_sweep_leaves_no_temp_file_behind(tmp_path, sweep_spec):
     again = CliRunner().invoke(app, args)
     assert again.exit_code == 0, again.output
     assert not [path for path in runs.rglob("*") if ".tmp" in path.name]
+
+
+def test_generate_removes_what_a_killed_generate_left_in_its_folder(tmp_path):
+    make_image(0).save(tmp_path / "photo.png")
+    out = tmp_path / "out"
+    out.mkdir()
+    stale = out / f".photo_mb127_aug0.02_fps8_seed42.tmp-{dead_pid()}-0123abcd.mp4"
+    stale.write_bytes(b"half a video")
+    result = CliRunner().invoke(
+        app, ["generate", str(tmp_path / "photo.png"), "--out", str(out), "--steps", "2", "--quiet"]
+    )
+    assert result.exit_code == 0, result.output
+    assert sorted(path.name for path in out.iterdir()) == [
+        "photo_mb127_aug0.02_fps8_seed42.json",
+        "photo_mb127_aug0.02_fps8_seed42.mp4",
+    ]
+
+
+@pytest.mark.parametrize("command", [["runs", "list"], ["runs", "show", "x"], ["report", "x"]])
+def test_a_runs_dir_that_is_a_file_is_one_line(tmp_path, command):
+    (tmp_path / "runs").write_text("not a folder")
+    line = one_error_line(CliRunner().invoke(app, [*command, "--runs-dir", str(tmp_path / "runs")]))
+    assert "a file is in the way of a folder" in line
