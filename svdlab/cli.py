@@ -190,9 +190,8 @@ def sweep(
 ) -> None:
     """Run a parameter sweep and write its HTML report; finished jobs are skipped, so an interrupted sweep
     resumes."""
-    from svdlab.experiments.report import write_report
-
     _quiet_libraries()
+    from svdlab.experiments.report import write_report
     from svdlab.experiments.runner import open_sweep, run_sweep
 
     signal.signal(signal.SIGTERM, _interrupt)

@@ -264,12 +264,14 @@ def test_the_same_sweep_started_twice_waits_and_does_each_job_once(tmp_path):
     spec = write_spec(tmp_path, SMALL.replace("[60, 200]", "[20, 60, 120]"), images=1)
     runs, gate = tmp_path / "runs", tmp_path / "gate"
     first = _start_gated_sweep(spec, runs, gate, "--batch-size", "1")
-    assert _wait_for_finished_jobs(first, runs, 1) == 1  # the first holds the experiment, mid-sweep
-    (tmp_path / "open").touch()
-    second = _start_gated_sweep(spec, runs, tmp_path / "open", "--batch-size", "1")  # never held at a gate
-    waiting = next((line for line in second.stderr if "another sweep" in line), "")  # "" if it ended first
-    assert "another sweep of small is running" in waiting and "waiting for it" in waiting, waiting
-    gate.touch()
+    try:
+        assert _wait_for_finished_jobs(first, runs, 1) == 1  # the first holds the experiment, mid-sweep
+        (tmp_path / "open").touch()
+        second = _start_gated_sweep(spec, runs, tmp_path / "open", "--batch-size", "1")  # never held
+        waiting = next((line for line in second.stderr if "another sweep" in line), "")  # "": it ended
+        assert "another sweep of small is running" in waiting and "waiting for it" in waiting, waiting
+    finally:
+        gate.touch()  # let the first sweep go on, whatever happened
     outputs = [process.communicate()[0] for process in (first, second)]
     assert first.returncode == 0 and second.returncode == 0, outputs
     assert "small: 3 videos made, 0 already done" in outputs[0].replace("\n", "")

@@ -24,7 +24,7 @@ import psutil
 from svdlab.errors import OutputError
 
 TEMP_NAME = re.compile(r"^\..*\.(tmp|old)-(\d+)-[0-9a-f]{8}")
-FULL_DISK = (errno.ENOSPC, errno.EDQUOT)
+FULL_DISK = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))  # a quota that is used up
 ADVICE = {
     errno.EROFS: "the file system is read-only; choose a writable output folder",
     errno.EACCES: "choose a writable output folder or fix its permissions",
