@@ -11,6 +11,7 @@ import torch
 from svdlab.engine import Job, VideoEngine
 from svdlab.errors import InvalidParameterError, OutOfMemoryError, SvdlabError
 from svdlab.media import VIDEO_FORMATS, describe_source, fit_image, load_image, source_stem
+from svdlab.media.atomic import check_writable, remove_stale_temps
 from svdlab.media.manifest import build_manifest, image_info, output_info, save_video, video_path
 from svdlab.models import SVDModel, load_model
 from svdlab.params import GenerationParams, make_params, parse_size
@@ -71,6 +72,7 @@ def generate(
     lora: str | Path | None = None,
     lora_scale: float = 1.0,
     batch_size: int | None = None,
+    max_pixels: int | None = None,
     format: str = "mp4",
     out: str | Path | None = None,
     progress: bool = False,
@@ -80,9 +82,11 @@ def generate(
 
     A bad image raises InvalidImageError before any work, unless `on_image_error` is given: then it
     is called with the image's name and the error, and the other images still run. With `out`, each
-    video and its JSON manifest are written there as soon as the video is finished. With `lora`, that
+    video and its JSON manifest are written there as soon as the video is finished (the folder is checked
+    first, and temp files that killed runs left in it are removed). With `lora`, that
     LoRA file is applied at `lora_scale` and named in each manifest; a passed SVDModel gets it only for
-    this call and is left as it was.
+    this call and is left as it was. Images over `max_pixels` (default: SVDLAB_MAX_PIXELS, else 64 Mi)
+    are refused.
     """
     if isinstance(images, (str, Path)) or not isinstance(images, Sequence):
         images = [images]
@@ -111,6 +115,9 @@ def generate(
         )
     if lora is not None:
         check_lora(lora, offload if isinstance(model, str) else model.memory["offload"])
+    if out is not None:
+        check_writable(out)  # a bad --out fails now, not after the work
+        remove_stale_temps(out)  # what a killed run left half-written there
     if isinstance(model, str):
         model = load_model(
             model,
@@ -127,7 +134,7 @@ def generate(
     for source in images:
         name = describe_source(source)
         try:
-            image = load_image(source)
+            image = load_image(source, max_pixels=max_pixels)
         except SvdlabError as error:
             if on_image_error is None:
                 raise

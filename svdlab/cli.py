@@ -8,16 +8,15 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from svdlab import __version__
+from svdlab.console import err_console, out_console, print_error, print_line, print_warning
 from svdlab.errors import SvdlabError
 
 app = typer.Typer(
     help="Image-to-video with Stable Video Diffusion.", no_args_is_help=True, pretty_exceptions_enable=False
 )
-out_console = Console()
-err_console = Console(stderr=True)
 
 
 _shown_warnings: set[str] = set()
@@ -27,20 +26,35 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     """Print each distinct warning once, on one line."""
     if str(message) not in _shown_warnings:
         _shown_warnings.add(str(message))
-        err_console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+        print_warning(str(message))
 
 
 def fail(message: str) -> typer.Exit:
     """Print a one-line error and return the exit (code 2) to raise."""
-    err_console.print(f"[red]error:[/] {message}", highlight=False, soft_wrap=True)
+    print_error(message)
     return typer.Exit(code=2)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        print_line(f"svdlab {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def main() -> None:
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", is_eager=True, callback=_print_version, help="Print the version.")
+    ] = False,
+) -> None:
     """svdlab: generate, measure and compare Stable Video Diffusion videos."""
     _shown_warnings.clear()
     warnings.showwarning = _show_warning
+
+
+def _quiet_libraries() -> None:
+    """Hide diffusers' and transformers' chatter; called by the commands that load models (not at
+    start-up, so that commands which need neither library start at once)."""
     from diffusers.utils import logging as diffusers_logging
     from transformers.utils import logging as transformers_logging
 
@@ -52,6 +66,7 @@ def main() -> None:
 @app.command()
 def models() -> None:
     """List the built-in model presets and their defaults."""
+    _quiet_libraries()
     from svdlab.models import PRESETS
 
     table = Table("name", "frames", "size", "steps", "guidance", "source", "description")
@@ -99,18 +114,23 @@ def generate(
     ] = False,
     lora: Annotated[Path | None, typer.Option(help="LoRA file (.safetensors) to apply to the UNet.")] = None,
     lora_scale: Annotated[float, typer.Option(help="Strength of the LoRA (0: none, 1: as trained).")] = 1.0,
+    max_pixels: Annotated[
+        int | None,
+        typer.Option(min=1, help="Largest input image in pixels (default 64 Mi; SVDLAB_MAX_PIXELS)."),
+    ] = None,
     format: Annotated[str, typer.Option("--format", help="mp4, webm, gif, webp or png.")] = "mp4",
     out: Annotated[Path, typer.Option(help="Folder for videos and manifests.")] = Path("outputs"),
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
     """Turn each IMAGE into a video; several images are batched together."""
+    _quiet_libraries()
     from svdlab.api import generate as generate_videos
 
     failures: list[str] = []
 
     def report_bad_image(name: str, error: SvdlabError) -> None:
         failures.append(name)
-        err_console.print(f"[red]error:[/] {error}", highlight=False, soft_wrap=True)
+        print_error(str(error))
 
     signal.signal(signal.SIGTERM, _interrupt)
     try:
@@ -131,6 +151,7 @@ def generate(
             offload=offload,
             forward_chunking=forward_chunking,
             batch_size=batch_size,
+            max_pixels=max_pixels,
             dtype=dtype,
             device=device,
             variant=variant,
@@ -147,7 +168,7 @@ def generate(
     except KeyboardInterrupt:
         raise fail(f"interrupted; finished videos are in {out}; run the command again for the rest") from None
     for video in videos:
-        out_console.print(f"{video.source} -> {video.path}", highlight=False, soft_wrap=True)
+        print_line(f"{video.source} -> {video.path}")
     if failures:
         raise typer.Exit(code=2)
 
@@ -169,6 +190,7 @@ def sweep(
 ) -> None:
     """Run a parameter sweep and write its HTML report; finished jobs are skipped, so an interrupted sweep
     resumes."""
+    _quiet_libraries()
     from svdlab.experiments.report import write_report
     from svdlab.experiments.runner import open_sweep, run_sweep
 
@@ -179,15 +201,14 @@ def sweep(
         if dry_run:
             packs = planned.packs()
             minutes = planned.engine.estimate_seconds(packs) / 60
-            out_console.print(
+            print_line(
                 f"{planned.spec.name}: {len(planned.jobs)} jobs, {skipped} already done, "
                 f"{len(planned.todo)} to run in {len(packs)} packs of sizes "
-                f"{[len(pack) for pack in packs]}; about {minutes:.1f} min on {planned.model.device}",
-                highlight=False,
-                soft_wrap=True,
+                f"{[len(pack) for pack in packs]}; about {minutes:.1f} min on {planned.model.device}"
             )
             return
         made = run_sweep(planned, fresh=fresh, progress=not quiet)
+        skipped = len(planned.jobs) - len(planned.todo)  # again: a sweep it waited for may have done more
         index = write_report(runs_dir, planned.spec.name)
     except SvdlabError as error:
         raise fail(str(error)) from None
@@ -195,11 +216,9 @@ def sweep(
         raise fail(
             f"interrupted; finished jobs are saved in {runs_dir}; run the same command to resume"
         ) from None
-    out_console.print(
+    print_line(
         f"{planned.spec.name}: {made} videos made, {skipped} already done, "
-        f"in {runs_dir / planned.spec.name}; report {index}",
-        highlight=False,
-        soft_wrap=True,
+        f"in {runs_dir / planned.spec.name}; report {index}"
     )
 
 
@@ -212,6 +231,7 @@ def train(
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
     """Train or fine-tune a model as CONFIG says; resumes from the run's last checkpoint."""
+    _quiet_libraries()
     from svdlab.training.trainer import train as run_training
 
     signal.signal(signal.SIGTERM, _interrupt)
@@ -221,9 +241,9 @@ def train(
         raise fail(str(error)) from None
     if not result.main_process:
         return
-    out_console.print(f"trained {result.step} steps -> {result.output}", highlight=False, soft_wrap=True)
+    print_line(f"trained {result.step} steps -> {result.output}")
     for report_path in result.reports[-1:]:
-        out_console.print(f"last validation report: {report_path}", highlight=False, soft_wrap=True)
+        print_line(f"last validation report: {report_path}")
 
 
 @app.command()
@@ -238,7 +258,7 @@ def report(
         path = write_report(runs_dir, name)
     except SvdlabError as error:
         raise fail(str(error)) from None
-    out_console.print(f"report -> {path}", highlight=False, soft_wrap=True)
+    print_line(f"report -> {path}")
 
 
 @app.command("prepare-data")
@@ -273,7 +293,7 @@ def prepare_data(
     from svdlab.training.dataset import find_videos, prepare_dataset
 
     def report_skip(source: Path, reason: str) -> None:
-        bar.console.print(f"[yellow]warning:[/] skipped {source}: {reason}", highlight=False, soft_wrap=True)
+        print_warning(f"skipped {source}: {reason}")
 
     try:
         width, height = parse_size(size)
@@ -303,11 +323,9 @@ def prepare_data(
         raise fail(f"interrupted; {out} is incomplete; run the command again with --overwrite") from None
     if not prepared.clips:
         raise fail(f"no clips written: all {len(prepared.skipped)} videos were skipped (reasons above)")
-    out_console.print(
+    print_line(
         f"{len(prepared.clips)} clips -> {prepared.path}; skipped {len(prepared.skipped)} of "
-        f"{len(sources)} videos; {prepared.calibration.source} motion calibration",
-        highlight=False,
-        soft_wrap=True,
+        f"{len(sources)} videos; {prepared.calibration.source} motion calibration"
     )
 
 
@@ -325,7 +343,7 @@ def relabel(
         used = relabel_dataset(dataset, calibration)
     except SvdlabError as error:
         raise fail(str(error)) from None
-    out_console.print(f"{dataset}: relabelled with the {used.source} motion calibration", highlight=False)
+    print_line(f"{dataset}: relabelled with the {used.source} motion calibration")
 
 
 @app.command("synth-data")
@@ -368,7 +386,7 @@ def synth_data(
             )
     except SvdlabError as error:
         raise fail(str(error)) from None
-    out_console.print(f"{len(records)} videos -> {out} (truth.json)", highlight=False, soft_wrap=True)
+    print_line(f"{len(records)} videos -> {out} (truth.json)")
 
 
 def _number_list(values: list[str] | None, kind: type, option: str) -> list | None:
@@ -396,8 +414,12 @@ def runs_list(runs_dir: Annotated[Path, RUNS_DIR_OPTION] = Path("runs")) -> None
     """List the experiments with their job counts."""
     from svdlab.experiments.store import Store
 
+    try:
+        experiments = Store(runs_dir).experiments()
+    except SvdlabError as error:
+        raise fail(str(error)) from None
     table = Table("experiment", "model", "done", "failed", "updated")
-    for row in Store(runs_dir).experiments():
+    for row in experiments:
         table.add_row(
             row["name"], row["model"], str(row["done"] or 0), str(row["failed"] or 0), row["updated"]
         )
@@ -438,14 +460,17 @@ def runs_export(
     except SvdlabError as error:
         raise fail(str(error)) from None
     for path in written:
-        out_console.print(f"{len(rows)} jobs -> {path}", highlight=False, soft_wrap=True)
+        print_line(f"{len(rows)} jobs -> {path}")
 
 
 def _experiment_rows(name: str, runs_dir: Path) -> list[dict]:
     """The experiment's result rows, or a one-line failure if the store does not know it."""
     from svdlab.experiments.store import Store
 
-    store = Store(runs_dir)
+    try:
+        store = Store(runs_dir)
+    except SvdlabError as error:
+        raise fail(str(error)) from None
     if store.experiment(name) is None:
         raise fail(f"no experiment {name!r} in {runs_dir}; `svdlab runs list` shows the names")
     return store.results(name)
@@ -472,10 +497,11 @@ def lora_merge(
     dtype: Annotated[str | None, typer.Option(help="float32, float16 or bfloat16.")] = None,
 ) -> None:
     """Fold a LoRA into MODEL's weights and write a checkpoint that needs no LoRA to load."""
+    _quiet_libraries()
     from svdlab.training.lora import save_merged
 
     try:
         path = save_merged(model, lora, out, scale=scale, dtype=dtype)
     except SvdlabError as error:
         raise fail(str(error)) from None
-    out_console.print(f"{model} + {lora} (scale {scale:g}) -> {path}", highlight=False, soft_wrap=True)
+    print_line(f"{model} + {lora} (scale {scale:g}) -> {path}")

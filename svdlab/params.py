@@ -18,7 +18,7 @@ TRAINED_FPS = (5, 30)
 class GenerationParams(BaseModel):
     """Every setting of one video; None means the model's default."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     motion_bucket_id: int | None = Field(None, ge=0, le=100_000)
     noise_aug_strength: float | None = Field(None, ge=0.0, le=10.0)

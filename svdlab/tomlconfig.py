@@ -22,9 +22,18 @@ def load_toml(path: str | Path, schema: type[Config], what: str) -> Config:
     """Read and validate a TOML file; a mistake raises InvalidParameterError naming the key."""
     path = Path(path)
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as error:
         raise InvalidParameterError(f"{path}: no such {what}; check the path") from error
+    except IsADirectoryError as error:
+        raise InvalidParameterError(f"{path}: is a directory, not a {what}; pass the TOML file") from error
+    except UnicodeDecodeError as error:
+        raise InvalidParameterError(
+            f"{path}: not UTF-8 text (byte {error.start}); save the {what} as UTF-8"
+        ) from error
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise InvalidParameterError(f"{path}: cannot read the {what} ({reason}); check the file") from error
     except tomllib.TOMLDecodeError as error:
         raise InvalidParameterError(f"{path}: not valid TOML ({error}); fix the syntax") from error
     try:

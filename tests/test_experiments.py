@@ -2,6 +2,7 @@
 
 import csv
 import json
+import os
 import signal
 import sqlite3
 import subprocess
@@ -213,36 +214,32 @@ def test_sweep_runs_measures_records_and_resumes(tmp_path):
     )
 
 
-def _start_sweep_and_wait_for_a_video(spec: Path, runs: Path) -> tuple[subprocess.Popen, int]:
-    """Start `svdlab sweep` in a subprocess and return once the store records a finished job."""
-    command = [
-        sys.executable,
-        "-c",
-        "from svdlab.cli import app; app()",
-        "sweep",
-        str(spec),
-        "--runs-dir",
-        str(runs),
-        "--quiet",
-    ]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
+def _start_gated_sweep(spec: Path, runs: Path, gate: Path, *extra: str) -> subprocess.Popen:
+    """Start `svdlab sweep` in a subprocess that waits at `gate` after each recorded video."""
+    command = [sys.executable, "-m", "tests.gated_sweep", "sweep", str(spec), "--runs-dir", str(runs), *extra]
+    env = {**os.environ, "SVDLAB_TEST_GATE": str(gate)}
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def _wait_for_finished_jobs(process: subprocess.Popen, runs: Path, count: int) -> int:
+    """Wait (on the store, not the clock) for `count` finished jobs or the end of the process."""
     done = 0
-    while time.monotonic() < deadline and process.poll() is None and done == 0:
+    while process.poll() is None and done < count:
         if (runs / DATABASE).exists():
             done = len(Store(runs).finished_keys("small"))
         time.sleep(0.05)
-    return process, done
+    return done
 
 
 @pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGTERM])
 def test_a_stopped_sweep_loses_at_most_the_pack_in_flight_and_resumes(tmp_path, stop):
     spec = write_spec(tmp_path, SMALL.replace("[60, 200]", "[20, 60, 120, 200, 250]"), images=1)
     runs = tmp_path / "runs"
-    process, done = _start_sweep_and_wait_for_a_video(spec, runs)
+    process = _start_gated_sweep(spec, runs, tmp_path / "never", "--quiet", "--batch-size", "1")
+    done = _wait_for_finished_jobs(process, runs, 1)  # it then waits at the gate, mid-sweep
     process.send_signal(stop)
     _, stderr = process.communicate()
-    assert 1 <= done < 5
+    assert done == 1, stderr
     if stop == signal.SIGKILL:
         assert process.returncode == -signal.SIGKILL
     else:
@@ -260,6 +257,26 @@ def test_a_stopped_sweep_loses_at_most_the_pack_in_flight_and_resumes(tmp_path, 
     assert result.exit_code == 0, result.output
     assert len(store.finished_keys("small")) == 5
     assert len(list((runs / "small").glob("*.mp4"))) == 5
+    assert not [path for path in runs.rglob("*") if ".tmp" in path.name]
+
+
+def test_the_same_sweep_started_twice_waits_and_does_each_job_once(tmp_path):
+    spec = write_spec(tmp_path, SMALL.replace("[60, 200]", "[20, 60, 120]"), images=1)
+    runs, gate = tmp_path / "runs", tmp_path / "gate"
+    first = _start_gated_sweep(spec, runs, gate, "--batch-size", "1")
+    try:
+        assert _wait_for_finished_jobs(first, runs, 1) == 1  # the first holds the experiment, mid-sweep
+        (tmp_path / "open").touch()
+        second = _start_gated_sweep(spec, runs, tmp_path / "open", "--batch-size", "1")  # never held
+        waiting = next((line for line in second.stderr if "another sweep" in line), "")  # "": it ended
+        assert "another sweep of small is running" in waiting and "waiting for it" in waiting, waiting
+    finally:
+        gate.touch()  # let the first sweep go on, whatever happened
+    outputs = [process.communicate()[0] for process in (first, second)]
+    assert first.returncode == 0 and second.returncode == 0, outputs
+    assert "small: 3 videos made, 0 already done" in outputs[0].replace("\n", "")
+    assert "small: 0 videos made, 3 already done" in outputs[1].replace("\n", "")
+    assert len(Store(runs).finished_keys("small")) == 3 and len(list((runs / "small").glob("*.mp4"))) == 3
 
 
 def test_out_of_memory_records_the_failed_pack_and_a_rerun_finishes_it(tmp_path, monkeypatch):

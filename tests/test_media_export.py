@@ -220,7 +220,7 @@ def test_failure_in_png_folder_leaves_nothing_behind(tmp_path, monkeypatch):
 
 def test_unwritable_output_is_an_svdlab_error(tmp_path):
     (tmp_path / "file").write_text("x")
-    with pytest.raises(OutputError, match=r"cannot write .*; choose a writable output folder"):
+    with pytest.raises(OutputError, match=r"cannot write .*; a file is in the way of a folder"):
         write_video(clip(), tmp_path / "file" / "clip.mp4", fps=7)
 
 

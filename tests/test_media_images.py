@@ -277,7 +277,8 @@ PNG = png_bytes(PIL.Image.fromarray(gradient()))
 
 
 class Handler(BaseHTTPRequestHandler):
-    """/pic.png serves PNG; /big streams 64 KiB without a length; /slow answers after 2 s; else 404."""
+    """/pic.png serves PNG; /big streams 64 KiB without a length; /slow answers after 2 s; /trickle sends
+    headers and then one byte every half second (counted in TRICKLE_SENT); else 404."""
 
     protocol_version = "HTTP/1.0"
 
@@ -290,6 +291,8 @@ class Handler(BaseHTTPRequestHandler):
             elif self.path == "/slow":
                 time.sleep(2)
                 self._send(200, PNG, length=True)
+            elif self.path == "/trickle":
+                self._trickle()
             else:
                 self._send(404, b"nope", length=True)
         except (BrokenPipeError, ConnectionResetError):
@@ -303,8 +306,22 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def _trickle(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "image/png")
+        self.send_header("Content-Length", str(len(PNG)))
+        self.end_headers()
+        for byte in PNG:
+            TRICKLE_SENT.append(byte)
+            self.wfile.write(bytes([byte]))
+            self.wfile.flush()
+            time.sleep(0.5)
+
     def log_message(self, *args):
         pass
+
+
+TRICKLE_SENT: list[int] = []
 
 
 @pytest.fixture(scope="module")
@@ -347,6 +364,12 @@ def test_url_timeout(server):
     with pytest.raises(InvalidImageError, match=r"/slow: no complete answer within 0\.2 s"):
         load_image(f"{server}/slow", timeout=0.2)
     assert time.monotonic() - start < 1.5
+
+
+def test_a_trickling_server_fails_at_the_total_time_limit_not_per_read(server):
+    with pytest.raises(InvalidImageError, match=r"/trickle: no complete answer within 1\.5 s; check the URL"):
+        load_image(f"{server}/trickle", timeout=1.5)
+    assert len(TRICKLE_SENT) < len(PNG)  # it gave up while the server was still sending, not after the body
 
 
 def test_url_unreachable():

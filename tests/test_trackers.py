@@ -14,7 +14,7 @@ import torch
 
 from svdlab.errors import SvdlabWarning
 from svdlab.experiments.spec import SweepSpec, WandbSpec
-from svdlab.experiments.trackers import TrackedVideo, WandbTracker, make_trackers
+from svdlab.experiments.trackers import INIT_TIMEOUT_S, TrackedVideo, WandbTracker, make_trackers
 from svdlab.media import write_video
 
 wandb = pytest.importorskip("wandb")
@@ -191,6 +191,22 @@ def test_failing_wandb_warns_once_and_never_raises(tmp_path: Path, monkeypatch: 
     assert "\n" not in message and "RuntimeError: api_key not configured" in message
     assert "local store only" in message and "wandb login" in message
     assert tracker.failed and not tracker.runs
+
+
+def test_a_silent_wandb_server_costs_one_short_wait_and_one_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    waits = []
+
+    def time_out(*args: object, settings: wandb.Settings, **kwargs: object) -> None:
+        waits.append(settings.init_timeout)  # how long a real init would wait for the silent server
+        raise wandb.errors.CommError(f"Run initialization has timed out after {settings.init_timeout} sec.")
+
+    monkeypatch.setattr(wandb, "init", time_out)
+    tracker = WandbTracker(WandbSpec(project="svd-test"), "buckets", "tiny-random")
+    (warning,) = _failing_sweep(tracker, tmp_path)
+    assert waits == [INIT_TIMEOUT_S] and INIT_TIMEOUT_S <= 5  # one wait of a few seconds, then no more
+    assert "timed out" in str(warning.message) and "local store only" in str(warning.message)
 
 
 def test_missing_wandb_warns_once_with_install_hint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 from urllib.parse import quote
 
-from svdlab.errors import OutputError, SvdlabError
+from svdlab.errors import SvdlabError
 from svdlab.experiments.store import Store
 from svdlab.media.atomic import atomic_path
 from svdlab.metrics import METRIC_UNITS
@@ -387,16 +387,8 @@ def write_report(runs_dir: str | Path, name: str) -> Path:
     runs_dir = Path(runs_dir)
     experiment, rows = _load(runs_dir, name)
     report_dir = runs_dir / name / "report"
-    try:
-        with atomic_path(report_dir) as temp:
-            temp.mkdir()
-            sources = _copy_videos(
-                [row for row in rows if row["status"] == "done"], runs_dir, temp / "videos"
-            )
-            (temp / "index.html").write_text(_page(experiment, rows, sources), encoding="utf-8")
-    except OSError as error:
-        raise OutputError(
-            f"cannot write the report to {report_dir}: {error.strerror or error}; "
-            "check the folder's permissions and free space"
-        ) from error
+    with atomic_path(report_dir) as temp:
+        temp.mkdir()
+        sources = _copy_videos([row for row in rows if row["status"] == "done"], runs_dir, temp / "videos")
+        (temp / "index.html").write_text(_page(experiment, rows, sources), encoding="utf-8")
     return report_dir / "index.html"

@@ -4,19 +4,24 @@ before the next pack starts, so a killed sweep resumes where it stopped."""
 from __future__ import annotations
 
 import hashlib
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from filelock import FileLock, Timeout
 
 from svdlab.engine import VideoEngine
-from svdlab.errors import OutOfMemoryError
+from svdlab.errors import OutOfMemoryError, SvdlabWarning
 from svdlab.experiments.planner import PlannedJob, plan_sweep
 from svdlab.experiments.spec import SweepSpec, load_spec
 from svdlab.experiments.store import Store
 from svdlab.experiments.trackers import TrackedVideo, make_trackers
 from svdlab.hashing import update_from_file
 from svdlab.media import frames_to_uint8
+from svdlab.media.atomic import check_writable, remove_stale_temps
 from svdlab.media.manifest import build_manifest, output_info, save_video, video_path
 from svdlab.metrics import measure_video
 from svdlab.models import load_model
@@ -49,9 +54,11 @@ class Sweep:
 def open_sweep(
     spec_path: str | Path, runs_dir: str | Path = "runs", fresh: bool = False, batch_size: int | None = None
 ) -> Sweep:
-    """Load the spec and model, plan the jobs, and find which are not finished yet."""
+    """Load the spec and model, plan the jobs, and find which are not finished yet; a runs folder that
+    cannot be written fails here, before the model loads."""
     spec_path = Path(spec_path)
     spec = load_spec(spec_path)
+    check_writable(runs_dir)
     return sweep_for_model(spec, load_model(spec.model), spec_path.parent, runs_dir, fresh, batch_size)
 
 
@@ -72,7 +79,41 @@ def sweep_for_model(
 
 
 def run_sweep(sweep: Sweep, fresh: bool = False, progress: bool = True) -> int:
-    """Run the remaining jobs; returns how many videos were made."""
+    """Run the remaining jobs; returns how many videos were made.
+
+    One process at a time runs an experiment of a runs folder: a second sweep of it waits (with a
+    warning) until the first ends, then runs only what is still missing, so every job is done once.
+    """
+    check_writable(sweep.folder)
+    with _experiment_lock(sweep):
+        remove_stale_temps(sweep.folder)  # what a killed run of this experiment left half-written
+        done = set() if fresh else sweep.store.finished_keys(sweep.spec.name)
+        sweep.todo = [job for job in sweep.todo if job.key not in done]
+        return _run_todo(sweep, fresh, progress)
+
+
+@contextmanager
+def _experiment_lock(sweep: Sweep) -> Iterator[None]:
+    """Hold the experiment's lock file (released by the OS if the process dies), waiting if needed."""
+    lock = FileLock(sweep.store.runs_dir / f".{sweep.spec.name}.lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        warnings.warn(
+            f"another sweep of {sweep.spec.name} is running in {sweep.store.runs_dir}; waiting for it to "
+            "end, then running only what it left",
+            SvdlabWarning,
+            stacklevel=3,
+        )
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _run_todo(sweep: Sweep, fresh: bool, progress: bool) -> int:
+    """Run the jobs in sweep.todo, recording each; returns how many videos were made."""
     sweep.store.start_experiment(sweep.spec.name, sweep.spec.model_dump(), sweep.model.name, fresh=fresh)
     packs = sweep.packs()
     trackers = make_trackers(sweep.spec, sweep.model.name)

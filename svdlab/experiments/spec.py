@@ -10,6 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from svdlab.errors import InvalidParameterError
+from svdlab.experiments.store import DATABASE
 from svdlab.params import GenerationParams, make_params, parse_size
 from svdlab.tomlconfig import load_toml
 
@@ -63,6 +64,15 @@ class SweepSpec(BaseModel):
     fixed: dict[str, Any] = Field(default_factory=dict)
     outputs: OutputsSpec = Field(default_factory=OutputsSpec)
     trackers: TrackersSpec = Field(default_factory=TrackersSpec)
+
+    @field_validator("name")
+    @classmethod
+    def _not_a_store_file(cls, name: str) -> str:
+        if name.lower().startswith(DATABASE.lower()):
+            raise ValueError(
+                f"name={name!r} clashes with the store's own files ({DATABASE}*); choose another"
+            )
+        return name
 
     @field_validator("grid")
     @classmethod

@@ -12,6 +12,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from svdlab.errors import OutputError
+
 DATABASE = "svdlab.db"
 BUSY_SECONDS = 30
 SCHEMA = """
@@ -74,35 +76,62 @@ def _use_wal(connection: sqlite3.Connection) -> None:
             time.sleep(0.05)
 
 
+def store_error(path: Path, error: Exception) -> OutputError:
+    """The one-line OutputError for a store that cannot be opened or written: where, why, what to do."""
+    if isinstance(error, OSError):
+        from svdlab.media.atomic import write_error  # here, not at the top: `runs list` starts without numpy
+
+        return write_error(path, error)
+    text = " ".join(str(error).split())
+    if "full" in text or getattr(error, "sqlite_errorname", "") == "SQLITE_FULL":
+        return OutputError(
+            f"cannot record in {path}: the disk is full ({text}); free space and run the same command "
+            "again (finished work is kept)"
+        )
+    if "readonly" in text or "read-only" in text:
+        advice = "make the runs folder writable or choose another --runs-dir"
+    elif "locked" in text:
+        advice = "another process holds it; wait for it or choose another --runs-dir"
+    else:
+        advice = "check that --runs-dir is a writable folder on a local disk"
+    return OutputError(f"cannot use the store {path} ({text}); {advice}")
+
+
 class Store:
-    """The SQLite store of one runs folder."""
+    """The SQLite store of one runs folder; a failure to open or write it raises OutputError."""
 
     def __init__(self, runs_dir: str | Path):
         self.runs_dir = Path(runs_dir)
-        self.runs_dir.mkdir(parents=True, exist_ok=True)
-        self.connection = sqlite3.connect(
-            self.runs_dir / DATABASE, timeout=BUSY_SECONDS, isolation_level=None
-        )
-        self.connection.row_factory = sqlite3.Row
-        _use_wal(self.connection)
-        self.connection.execute("PRAGMA foreign_keys=ON")
-        self.connection.executescript(SCHEMA)
+        self.path = self.runs_dir / DATABASE
+        try:
+            self.runs_dir.mkdir(parents=True, exist_ok=True)
+            self.connection = sqlite3.connect(self.path, timeout=BUSY_SECONDS, isolation_level=None)
+            self.connection.row_factory = sqlite3.Row
+            _use_wal(self.connection)
+            self.connection.execute("PRAGMA foreign_keys=ON")
+            self.connection.executescript(SCHEMA)
+        except (OSError, sqlite3.Error) as error:
+            raise store_error(self.path, error) from error
 
     def close(self) -> None:
         """Close the database."""
         self.connection.close()
 
     def _transaction(self, statements: list[tuple[str, tuple]]) -> None:
-        """Run statements atomically (BEGIN IMMEDIATE waits for other writers)."""
+        """Run statements atomically (BEGIN IMMEDIATE waits for other writers); all or nothing."""
         cursor = self.connection.cursor()
-        cursor.execute("BEGIN IMMEDIATE")
         try:
-            for sql, args in statements:
-                cursor.execute(sql, args)
-        except BaseException:
-            cursor.execute("ROLLBACK")
-            raise
-        cursor.execute("COMMIT")
+            cursor.execute("BEGIN IMMEDIATE")
+            try:
+                for sql, args in statements:
+                    cursor.execute(sql, args)
+                cursor.execute("COMMIT")
+            except BaseException:
+                if self.connection.in_transaction:
+                    cursor.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as error:
+            raise store_error(self.path, error) from error
 
     def start_experiment(self, name: str, spec: dict, model: str, fresh: bool = False) -> None:
         """Record an experiment (replacing its rows when fresh)."""

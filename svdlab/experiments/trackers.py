@@ -14,6 +14,7 @@ from svdlab.experiments.spec import SweepSpec, WandbSpec
 from svdlab.media import source_stem
 
 WANDB_VIDEO_FORMATS = ("gif", "mp4", "ogg", "webm")
+INIT_TIMEOUT_S = 5  # an unreachable or silent server costs the sweep this once, then wandb is off
 WANDB_HINT = "the sweep goes on with the local store only; run `wandb login` or set WANDB_MODE=offline"
 INSTALL_HINT = "the sweep goes on with the local store only; install it with `pip install wandb`"
 
@@ -137,8 +138,13 @@ class WandbTracker:
             name=name,
             config=config,
             reinit="create_new",
-            settings=wandb.Settings(console="off", silent=True),
+            settings=wandb_settings(wandb),
         )
+
+
+def wandb_settings(wandb: Any) -> Any:
+    """wandb settings for svdlab's runs: quiet, and a short wait for the server when a run starts."""
+    return wandb.Settings(console="off", silent=True, init_timeout=INIT_TIMEOUT_S)
 
 
 def _import_wandb() -> Any:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import PIL.Image
 
-from svdlab.errors import InvalidParameterError, OutputError
+from svdlab.errors import InvalidParameterError
 from svdlab.media.atomic import atomic_path
 
 if TYPE_CHECKING:
@@ -72,12 +72,8 @@ def write_video(
         raise InvalidParameterError(f"fps={fps!r} is not allowed: use a frame rate above 0")
     rate = (fps if isinstance(fps, Fraction) else Fraction(float(fps))).limit_denominator(1001)
     pixels = frames_to_uint8(frames)
-    try:
-        with atomic_path(target) as temp:
-            WRITERS[chosen](pixels, temp, rate)
-    except OSError as error:
-        reason = " ".join(str(error).split())
-        raise OutputError(f"{target}: cannot write ({reason}); choose a writable output folder") from error
+    with atomic_path(target) as temp:
+        WRITERS[chosen](pixels, temp, rate)
     return target
 
 

@@ -13,7 +13,7 @@ import os
 import re
 import struct
 import sys
-import time
+import threading
 import unicodedata
 import warnings
 from pathlib import Path, PurePosixPath
@@ -24,7 +24,7 @@ import numpy as np
 import PIL.Image
 import PIL.ImageOps
 
-from svdlab.errors import InvalidImageError
+from svdlab.errors import InvalidImageError, InvalidParameterError
 
 if TYPE_CHECKING:
     import torch
@@ -34,6 +34,10 @@ SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 TRANSPARENT_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
 FORMATS_HINT = "pass a PNG, JPEG or WebP file"
 FLOAT_SLACK = 0.5 / 255
+MAX_PIXELS = 64 * 2**20
+MAX_PIXELS_VARIABLE = "SVDLAB_MAX_PIXELS"
+RAISE_LIMIT_HINT = f"downscale it first or raise the limit with --max-pixels or {MAX_PIXELS_VARIABLE}=N"
+SIGNATURES = {b"\x89PNG\r\n\x1a\n": "PNG", b"\xff\xd8\xff": "JPEG", b"GIF87a": "GIF", b"GIF89a": "GIF"}
 
 
 def _is_url(source: object) -> bool:
@@ -77,10 +81,16 @@ def load_image(
     *,
     timeout: float = 20.0,
     max_bytes: int = 50 * 2**20,
-    max_pixels: int = 64 * 2**20,
+    max_pixels: int | None = None,
 ) -> PIL.Image.Image:
-    """Load a path, http(s) URL, PIL image, numpy array or torch tensor as a new RGB PIL image."""
+    """Load a path, http(s) URL, PIL image, numpy array or torch tensor as a new RGB PIL image.
+
+    A URL's whole download must finish within `timeout` seconds and `max_bytes`; a picture over
+    `max_pixels` (default: the SVDLAB_MAX_PIXELS environment variable, else 64 Mi) is refused before its
+    pixels are decoded.
+    """
     name = describe_source(source)
+    max_pixels = max_pixels or default_max_pixels()
     tensor = _torch_tensor_type()
     if _is_url(source):
         return _decode(io.BytesIO(_fetch(source, timeout, max_bytes)), name, max_pixels)
@@ -102,6 +112,18 @@ def load_image(
     )
 
 
+def default_max_pixels() -> int:
+    """The largest picture (in pixels) loaded by default: SVDLAB_MAX_PIXELS if set, else 64 Mi."""
+    text = os.environ.get(MAX_PIXELS_VARIABLE, "").strip()
+    if not text:
+        return MAX_PIXELS
+    if not text.isdigit() or int(text) < 1:
+        raise InvalidParameterError(
+            f"{MAX_PIXELS_VARIABLE}={text!r} is not allowed: use a whole number of pixels above 0"
+        )
+    return int(text)
+
+
 def _one_line(error: BaseException) -> str:
     text = " ".join(str(error).split())
     return text or type(error).__name__
@@ -114,7 +136,7 @@ def _check_size(size: tuple[int, int], name: str, max_pixels: int) -> None:
     if width * height > max_pixels:
         raise InvalidImageError(
             f"{name}: the image is {width}x{height} ({width * height:,} pixels), over the limit of "
-            f"{max_pixels:,} pixels; downscale it first or raise max_pixels"
+            f"{max_pixels:,} pixels; {RAISE_LIMIT_HINT}"
         )
 
 
@@ -140,13 +162,33 @@ def _load_file(source: str | os.PathLike, name: str, max_pixels: int) -> PIL.Ima
 
 
 def _fetch(url: str, timeout: float, max_bytes: int) -> bytes:
-    """A URL's body; refuses answers slower than `timeout` seconds in all and bodies over `max_bytes`."""
+    """A URL's body; refuses a download that has not finished `timeout` seconds after it began (however
+    the server trickles its bytes) and bodies over `max_bytes`."""
+    outcome: dict[str, object] = {}
+    cancelled = threading.Event()
+    worker = threading.Thread(
+        target=_download, args=(url, timeout, max_bytes, cancelled, outcome), daemon=True
+    )
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        cancelled.set()  # the worker stops at its next read and closes the connection
+        raise _too_slow(url, timeout)
+    if "error" in outcome:
+        raise outcome["error"]  # type: ignore[misc]
+    return outcome["body"]  # type: ignore[return-value]
+
+
+def _too_slow(url: str, timeout: float) -> InvalidImageError:
+    return InvalidImageError(f"{url}: no complete answer within {timeout:g} s; check the URL or retry")
+
+
+def _download(url: str, timeout: float, max_bytes: int, cancelled: threading.Event, outcome: dict) -> None:
+    """Read the URL's body into outcome['body'] (or the error into outcome['error']) until cancelled."""
     import requests
-    from urllib3.exceptions import ReadTimeoutError
+    from urllib3.exceptions import HTTPError, ReadTimeoutError
 
     too_big = InvalidImageError(f"{url}: the download is over {max_bytes:,} bytes; use a smaller image")
-    too_slow = InvalidImageError(f"{url}: no complete answer within {timeout:g} s; check the URL or retry")
-    deadline = time.monotonic() + timeout
     try:
         with requests.get(url, stream=True, timeout=timeout) as response:
             if response.status_code >= 400:
@@ -156,31 +198,42 @@ def _fetch(url: str, timeout: float, max_bytes: int) -> bytes:
             if length.isdigit() and int(length) > max_bytes:
                 raise too_big
             body = bytearray()
-            for chunk in response.iter_content(chunk_size=64 * 1024):
+            while not cancelled.is_set():
+                chunk = response.raw.read1(64 * 1024, decode_content=True)  # what has arrived, not 64 KiB
+                if not chunk:
+                    break
                 body += chunk
                 if len(body) > max_bytes:
                     raise too_big
-                if time.monotonic() > deadline:
-                    raise too_slow
-    except requests.Timeout as error:
-        raise too_slow from error
+            outcome["body"] = bytes(body)
+    except InvalidImageError as error:
+        outcome["error"] = error
+    except (requests.Timeout, ReadTimeoutError):
+        outcome["error"] = _too_slow(url, timeout)
     except requests.ConnectionError as error:
         if error.args and isinstance(error.args[0], ReadTimeoutError):
-            raise too_slow from error
-        reason = _one_line(error)
-        raise InvalidImageError(f"{url}: cannot connect ({reason}); check the URL and the network") from error
-    except requests.RequestException as error:
-        raise InvalidImageError(f"{url}: cannot fetch ({_one_line(error)}); check the URL") from error
-    return bytes(body)
+            outcome["error"] = _too_slow(url, timeout)
+        else:
+            reason = _one_line(error)
+            outcome["error"] = InvalidImageError(
+                f"{url}: cannot connect ({reason}); check the URL and the network"
+            )
+    except (requests.RequestException, HTTPError, OSError) as error:
+        outcome["error"] = InvalidImageError(f"{url}: cannot fetch ({_one_line(error)}); check the URL")
 
 
 def _decode(file: BinaryIO, name: str, max_pixels: int) -> PIL.Image.Image:
-    """Decode an open binary file: refuse oversize pictures before reading pixels, then convert to RGB."""
+    """Decode an open binary file: refuse oversize pictures before reading pixels, check a PNG's chunk
+    checksums (which decoding skips), then convert to RGB."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PIL.Image.DecompressionBombWarning)
         try:
             with PIL.Image.open(file) as image:
                 _check_size(image.size, name, max_pixels)
+                if image.format == "PNG":
+                    image.verify()
+            file.seek(0)
+            with PIL.Image.open(file) as image:
                 image.load()
                 return _to_rgb(PIL.ImageOps.exif_transpose(image), name)
         except PIL.Image.DecompressionBombError as error:
@@ -189,6 +242,12 @@ def _decode(file: BinaryIO, name: str, max_pixels: int) -> PIL.Image.Image:
                 "downscale it first"
             ) from error
         except PIL.UnidentifiedImageError as error:
+            file.seek(0)
+            kind = _signature(file.read(12))
+            if kind is not None:
+                raise InvalidImageError(
+                    f"{name}: corrupt {kind} file (its header cannot be decoded); re-export or re-download it"
+                ) from error
             raise InvalidImageError(
                 f"{name}: not an image file (cannot identify image format); {FORMATS_HINT}"
             ) from error
@@ -196,6 +255,13 @@ def _decode(file: BinaryIO, name: str, max_pixels: int) -> PIL.Image.Image:
             raise InvalidImageError(
                 f"{name}: truncated or corrupt image ({_one_line(error)}); re-export or re-download it"
             ) from error
+
+
+def _signature(head: bytes) -> str | None:
+    """The image format whose magic bytes start `head`, if any."""
+    if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
+        return "WebP"
+    return next((kind for magic, kind in SIGNATURES.items() if head.startswith(magic)), None)
 
 
 def _over_white(image: PIL.Image.Image) -> PIL.Image.Image:

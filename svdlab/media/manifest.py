@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
-from svdlab.media.atomic import write_json_atomic
+from svdlab.media.atomic import remove_path, write_json_atomic
 from svdlab.media.export import write_video
 
 PACKAGES = ("svdlab", "diffusers", "transformers", "torch", "accelerate")
@@ -70,7 +70,12 @@ def output_info(params, format: str, target: Path | None) -> dict:
 
 
 def save_video(frames, fps: int, format: str, target: Path, manifest: dict) -> Path:
-    """Write the video, then its manifest beside it (same name, .json), each atomically."""
+    """Write the video, then its manifest beside it (same name, .json), each atomically; a video whose
+    manifest cannot be written is removed again, so no video stands without its manifest."""
     path = write_video(frames, target, fps=fps, format=format)
-    write_json_atomic(path.with_suffix(".json"), manifest)
+    try:
+        write_json_atomic(path.with_suffix(".json"), manifest)
+    except BaseException:
+        remove_path(path)
+        raise
     return path

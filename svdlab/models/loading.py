@@ -237,7 +237,7 @@ def load_model(
     _check_weights_safe(folder, allow_pickle)
     try:
         pipe = StableVideoDiffusionPipeline.from_pretrained(
-            folder, torch_dtype=dtype, variant=variant, use_safetensors=None if allow_pickle else True
+            folder, dtype=dtype, variant=variant, use_safetensors=None if allow_pickle else True
         )
     except (OSError, ValueError) as error:
         raise ModelNotAvailableError(f"cannot load {folder}: {str(error).splitlines()[0]}") from error

@@ -9,7 +9,7 @@ from typing import Any
 
 from svdlab.errors import SvdlabWarning
 from svdlab.experiments.spec import WandbSpec
-from svdlab.experiments.trackers import describe_error
+from svdlab.experiments.trackers import describe_error, wandb_settings
 
 WANDB_HINT = "training goes on with the local log only; run `wandb login` or set WANDB_MODE=offline"
 
@@ -50,7 +50,7 @@ class TrainingLog:
             group=spec.group or name,
             name=name,
             config=config,
-            settings=wandb.Settings(console="off", silent=True),
+            settings=wandb_settings(wandb),
         )
 
     def _guarded(self, action, *args) -> None:
