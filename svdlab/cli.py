@@ -101,6 +101,9 @@ def generate(
     lora_scale: Annotated[float, typer.Option(help="Strength of the LoRA (0: none, 1: as trained).")] = 1.0,
     format: Annotated[str, typer.Option("--format", help="mp4, webm, gif, webp or png.")] = "mp4",
     out: Annotated[Path, typer.Option(help="Folder for videos and manifests.")] = Path("outputs"),
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace a file of the same name that other settings made.")
+    ] = False,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
     """Turn each IMAGE into a video; several images are batched together."""
@@ -139,6 +142,7 @@ def generate(
             lora_scale=lora_scale,
             format=format,
             out=out,
+            overwrite=overwrite,
             progress=not quiet,
             on_image_error=report_bad_image,
         )

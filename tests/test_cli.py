@@ -1,8 +1,10 @@
 """The svdlab command line: generate end to end (on the default model, demo), errors, warnings, models."""
 
+import hashlib
 import json
 
 import av
+import PIL.Image
 import pytest
 from typer.testing import CliRunner
 
@@ -39,10 +41,12 @@ def test_generate_writes_videos_and_manifests(runner, tmp_path):
     )
     assert result.exit_code == 0, result.output
     videos = sorted(out.glob("*.mp4"))
-    assert [v.name for v in videos] == [
-        "photo0_mb180_aug0.02_fps8_seed42.mp4",
-        "photo1_mb180_aug0.02_fps8_seed42.mp4",
+    names = [v.name for v in videos]
+    assert [name[: -len("_12345678.mp4")] for name in names] == [
+        "photo0_demo_mb180_aug0.02_fps8_seed42",
+        "photo1_demo_mb180_aug0.02_fps8_seed42",
     ]
+    assert names[0][-12:] == names[1][-12:]  # the same settings hash
     with av.open(str(videos[0])) as container:
         stream = container.streams.video[0]
         assert stream.codec_context.name == "h264"
@@ -72,7 +76,7 @@ def test_one_bad_image_is_reported_and_the_others_still_run(runner, tmp_path):
     errors = [line for line in result.output.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "notes.txt" in errors[0]
     assert "Traceback" not in result.output
-    assert [p.name for p in out.glob("*.gif")] == ["good_mb127_aug0.02_fps8_seed42.gif"]
+    assert [p.name[:-13] for p in out.glob("*.gif")] == ["good_demo_mb127_aug0.02_fps8_seed42"]
 
 
 @pytest.mark.parametrize(
@@ -135,3 +139,49 @@ def test_models_lists_the_presets(runner):
         "stabilityai/stable-video-diffusion-img2vid-xt",
     ):
         assert name in result.output
+
+
+def test_settings_that_change_the_frames_change_the_file_name(runner, tmp_path):
+    image = tmp_path / "a.png"
+    make_image(0).save(image)
+    out = tmp_path / "out"
+    for args in ([], ["--steps", "3"], ["--max-guidance", "2"], ["--size", "64x48"]):
+        result = runner.invoke(app, ["generate", str(image), "--out", str(out), *FAST_ARGS, *args])
+        assert result.exit_code == 0, result.output
+    assert len(list(out.glob("*.mp4"))) == 4 and len(list(out.glob("*.json"))) == 4
+
+
+def test_a_file_that_other_settings_made_is_replaced_only_with_overwrite(runner, tmp_path):
+    image = tmp_path / "a.png"
+    make_image(0).save(image)
+    out = tmp_path / "out"
+    command = ["generate", str(image), "--out", str(out), *FAST_ARGS]
+    assert runner.invoke(app, command).exit_code == 0
+    (video,) = out.glob("*.mp4")
+    manifest = video.with_suffix(".json")
+    assert runner.invoke(app, command).exit_code == 0  # the same settings again: the same video, no harm
+    make_image(1).save(image)  # another picture under the same name
+    result = runner.invoke(app, command)
+    assert result.exit_code == 2 and "already exists" in result.output and "--overwrite" in result.output
+    assert json.loads(manifest.read_text())["image"]["pixels_sha256"] != _pixels_sha256(image)
+    result = runner.invoke(app, [*command, "--overwrite"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(manifest.read_text())["image"]["pixels_sha256"] == _pixels_sha256(image)
+
+
+def test_png_frames_get_their_manifest_beside_them_with_the_full_name(runner, tmp_path):
+    image = tmp_path / "a.png"
+    make_image(0).save(image)
+    out = tmp_path / "out"
+    args = ["--noise-aug-strength", "0.05", "--format", "png", "--out", str(out), *FAST_ARGS]
+    result = runner.invoke(app, ["generate", str(image), *args])
+    assert result.exit_code == 0, result.output
+    (folder,) = (path for path in out.iterdir() if path.is_dir())
+    assert "_aug0.05_" in folder.name and folder.name.endswith("_frames")
+    manifest = out / f"{folder.name}.json"
+    assert sorted(path.name for path in out.iterdir()) == sorted([folder.name, manifest.name])
+    assert json.loads(manifest.read_text())["output"]["file"] == folder.name
+
+
+def _pixels_sha256(path) -> str:
+    return hashlib.sha256(PIL.Image.open(path).convert("RGB").tobytes()).hexdigest()

@@ -17,7 +17,7 @@ from svdlab.experiments.store import Store
 from svdlab.experiments.trackers import TrackedVideo, make_trackers
 from svdlab.hashing import update_from_file
 from svdlab.media import frames_to_uint8
-from svdlab.media.manifest import build_manifest, output_info, save_video, video_path
+from svdlab.media.manifest import build_manifest, manifest_path, output_info, save_video, video_path
 from svdlab.metrics import measure_video
 from svdlab.models import load_model
 from svdlab.progress import generation_progress
@@ -115,7 +115,7 @@ def _finish(sweep: Sweep, result) -> TrackedVideo:
     path = save_video(pixels, job.params.fps, format, target, manifest)
     video = {
         "path": str(path.relative_to(sweep.store.runs_dir)),
-        "manifest": str(path.with_suffix(".json").relative_to(sweep.store.runs_dir)),
+        "manifest": str(manifest_path(path).relative_to(sweep.store.runs_dir)),
         "sha256": _content_sha256(path),
     }
     sweep.store.record_done(sweep.spec.name, job, manifest, video, metrics)
