@@ -166,6 +166,9 @@ def sweep(
         bool, typer.Option(help="Forget this experiment's finished jobs and run all again.")
     ] = False,
     runs_dir: Annotated[Path, typer.Option(help="Folder holding the store and the videos.")] = Path("runs"),
+    model: Annotated[
+        str | None, typer.Option(help="Model to use instead of the spec's `model =` (svdlab models).")
+    ] = None,
     batch_size: Annotated[
         int | None, typer.Option(min=1, help="Videos per UNet call (default: measured).")
     ] = None,
@@ -178,7 +181,7 @@ def sweep(
 
     signal.signal(signal.SIGTERM, _interrupt)
     try:
-        planned = open_sweep(spec, runs_dir, fresh=fresh, batch_size=batch_size)
+        planned = open_sweep(spec, runs_dir, fresh=fresh, batch_size=batch_size, model=model)
         skipped = len(planned.jobs) - len(planned.todo)
         if dry_run:
             packs = planned.packs()

@@ -213,6 +213,22 @@ def test_sweep_runs_measures_records_and_resumes(tmp_path):
     )
 
 
+def test_sweep_model_option_replaces_the_specs_model_and_offline_advice_names_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "cache"))
+    spec = write_spec(tmp_path, SMALL.replace('model = "tiny-random"', 'model = "svd-xt"'))
+    runs = tmp_path / "runs"
+    offline = CliRunner().invoke(app, ["sweep", str(spec), "--runs-dir", str(runs), "--quiet"])
+    assert offline.exit_code == 2 and "HF_HUB_OFFLINE is set" in offline.output
+    assert "--model demo" in offline.output and 'model = "demo"' in offline.output
+    swapped = CliRunner().invoke(
+        app, ["sweep", str(spec), "--runs-dir", str(runs), "--model", "tiny-random", "--quiet"]
+    )
+    assert swapped.exit_code == 0, swapped.output
+    assert Store(runs).experiment("small")["model"] == "tiny-random"
+
+
 def _start_sweep_and_wait_for_a_video(spec: Path, runs: Path) -> tuple[subprocess.Popen, int]:
     """Start `svdlab sweep` in a subprocess and return once the store records a finished job."""
     command = [

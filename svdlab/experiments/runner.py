@@ -47,11 +47,18 @@ class Sweep:
 
 
 def open_sweep(
-    spec_path: str | Path, runs_dir: str | Path = "runs", fresh: bool = False, batch_size: int | None = None
+    spec_path: str | Path,
+    runs_dir: str | Path = "runs",
+    fresh: bool = False,
+    batch_size: int | None = None,
+    model: str | None = None,
 ) -> Sweep:
-    """Load the spec and model, plan the jobs, and find which are not finished yet."""
+    """Load the spec and model (`model`, when given, instead of the spec's), plan the jobs, and find which are
+    not finished yet."""
     spec_path = Path(spec_path)
     spec = load_spec(spec_path)
+    if model is not None:
+        spec = spec.model_copy(update={"model": model})
     return sweep_for_model(spec, load_model(spec.model), spec_path.parent, runs_dir, fresh, batch_size)
 
 

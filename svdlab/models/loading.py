@@ -14,6 +14,7 @@ from diffusers.utils import logging as diffusers_logging
 
 from svdlab.errors import InvalidParameterError, ModelNotAvailableError
 from svdlab.hashing import update_from_file
+from svdlab.models.advice import hub_failure_message
 from svdlab.models.memory import OFFLOAD_MODES, enable_forward_chunking
 from svdlab.models.memory import offload as memory_offload
 from svdlab.models.presets import PRESETS, REPO_TO_PRESET, SHIPPED_MODELS, ModelPreset, preset_for_config
@@ -176,13 +177,7 @@ def _download(repo_id: str, variant: str | None, allow_pickle: bool) -> Path:
             repo_id, variant=variant, use_safetensors=None if allow_pickle else True
         )
     except Exception as error:  # huggingface_hub raises many kinds; all mean "not available here"
-        text = str(error).strip()
-        reason = text.split(" (")[0].splitlines()[0] if text else type(error).__name__
-        raise ModelNotAvailableError(
-            f"cannot get {repo_id}: the model hub is unreachable or refused, and no complete copy is cached "
-            f"({reason[:120]}); offline, use a local diffusers folder (--model PATH) "
-            "or a built-in model (--model tiny-random)"
-        ) from error
+        raise ModelNotAvailableError(hub_failure_message(repo_id, error)) from error
     finally:
         diffusers_logging.set_verbosity(quiet)
     return Path(folder)
