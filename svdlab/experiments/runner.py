@@ -10,18 +10,19 @@ from pathlib import Path
 import torch
 
 from svdlab.engine import VideoEngine
-from svdlab.errors import OutOfMemoryError
+from svdlab.errors import OutOfMemoryError, OutputError
 from svdlab.experiments.planner import PlannedJob, plan_sweep
 from svdlab.experiments.spec import SweepSpec, load_spec
 from svdlab.experiments.store import Store
 from svdlab.experiments.trackers import TrackedVideo, make_trackers
 from svdlab.hashing import update_from_file
-from svdlab.media import frames_to_uint8
+from svdlab.media import atomic_path, frames_to_uint8
 from svdlab.media.manifest import build_manifest, manifest_path, output_info, save_video, video_path
 from svdlab.metrics import measure_video
 from svdlab.models import load_model
 from svdlab.progress import generation_progress
 
+FITTED_INPUTS = "inputs"
 MEMORY_HINT = "run the sweep again to resume; to use less memory set decode_chunk_size in [fixed]"
 
 
@@ -111,8 +112,9 @@ def _finish(sweep: Sweep, result) -> TrackedVideo:
     job: PlannedJob = result.job.tag
     format = sweep.spec.outputs.format
     target = video_path(sweep.folder, f"{job.stem}-{job.key}", format)
+    image = {**job.info, "fitted_file": _save_fitted_input(sweep.folder, job)}
     manifest = build_manifest(
-        sweep.model, job.params, job.info, result.timings, output_info(job.params, format, target)
+        sweep.model, job.params, image, result.timings, output_info(job.params, format, target)
     )
     pixels = frames_to_uint8(result.frames)  # once, for both the metrics and the encoder
     metrics = measure_video(pixels, job.image)
@@ -127,6 +129,25 @@ def _finish(sweep: Sweep, result) -> TrackedVideo:
     }
     sweep.store.record_done(sweep.spec.name, job, manifest, video, metrics)
     return TrackedVideo(job.source, job.swept, job.params.model_dump(), path, metrics)
+
+
+def _save_fitted_input(folder: Path, job: PlannedJob) -> str:
+    """Write the job's input image as the model saw it (fitted to size) once per image and shape, for the
+    report; return its path relative to the experiment folder."""
+    params = job.params
+    shape = f"{params.width}x{params.height}-{params.fit}"
+    name = f"{FITTED_INPUTS}/{job.stem}-{job.info['pixels_sha256'][:12]}-{shape}.png"
+    target = folder / name
+    if not target.is_file():
+        try:
+            with atomic_path(target) as temp:
+                job.image.save(temp, format="PNG")
+        except OSError as error:
+            raise OutputError(
+                f"{target}: cannot write ({error.strerror or error}); "
+                "check the folder's permissions and free space"
+            ) from error
+    return name
 
 
 def _content_sha256(path: Path) -> str:

@@ -10,7 +10,7 @@ from svdlab.models.presets import REPO_TO_PRESET
 # unet + vae + image_encoder safetensors of the diffusers layout (the same for all three SVD repositories)
 SVD_DOWNLOAD = "about 9 GB; 4.5 GB with --variant fp16"
 OFFLINE_CHOICES = (
-    "offline, use the shipped model (--model demo, or model = \"demo\" in a sweep spec) "
+    'offline, use the shipped model (--model demo, or model = "demo" in a sweep spec) '
     "or a local diffusers folder (--model PATH)"
 )
 
