@@ -185,3 +185,69 @@ def test_png_frames_get_their_manifest_beside_them_with_the_full_name(runner, tm
 
 def _pixels_sha256(path) -> str:
     return hashlib.sha256(PIL.Image.open(path).convert("RGB").tobytes()).hexdigest()
+
+
+def _lines_fit(output: str, width: int = 80) -> bool:
+    return all(len(line) <= width for line in output.splitlines())
+
+
+def test_models_fits_80_columns_marks_the_default_and_names_its_defaults(runner):
+    result = runner.invoke(app, ["models"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0 and _lines_fit(result.output), result.output
+    lines = result.output.splitlines()
+    at = next(index for index, line in enumerate(lines) if "│ demo " in line)
+    demo_line, following = lines[at], lines[at + 1]
+    assert "(default)" in following
+    assert "8 frames 64x64" in demo_line and "fps 8, 12 steps" in following
+    assert "stabilityai/stable-video-diffusion-im" in result.output  # hub ids wrap, never cut short
+
+
+def test_runs_list_and_show_fit_80_columns(runner, tmp_path):
+    from svdlab.experiments.store import Store
+    from svdlab.metrics import METRIC_UNITS
+    from tests.test_report import _Job
+
+    store = Store(tmp_path)
+    store.start_experiment("odd", {"name": "odd", "grid": {"motion_bucket_id": [60, 200]}}, "tiny-random")
+    for image in ("a-rather-long-image-name.png", "b.png"):
+        for bucket in (60, 200):
+            for fit in ("crop", "pad"):
+                job = _Job(f"{image}{bucket}{fit}", image, {"motion_bucket_id": bucket, "fit": fit})
+                manifest = {"model": {"name": "tiny-random"}, "timings": {}}
+                video = {"path": "v.mp4", "manifest": "m", "sha256": "s"}
+                store.record_done("odd", job, manifest, video, dict.fromkeys(METRIC_UNITS, 12.3456789))
+    store.close()
+    listed = runner.invoke(app, ["runs", "list", "--runs-dir", str(tmp_path)], env={"COLUMNS": "80"})
+    assert listed.exit_code == 0 and "odd" in listed.output and _lines_fit(listed.output), listed.output
+    narrow = runner.invoke(app, ["runs", "show", "odd", "--runs-dir", str(tmp_path)], env={"COLUMNS": "80"})
+    assert narrow.exit_code == 0 and _lines_fit(narrow.output), narrow.output
+    assert "…" not in narrow.output  # nothing is cut short: a block per job instead of a squeezed table
+    assert narrow.output.count("motion_bucket_id 200") == 4 and narrow.output.count("psnr_first 12.35") == 8
+    wide = runner.invoke(app, ["runs", "show", "odd", "--runs-dir", str(tmp_path)], env={"COLUMNS": "200"})
+    assert "┃ image" in wide.output and "psnr_first" in wide.output
+
+
+def _commands(group, path=()):
+    for name, command in group.commands.items():
+        if hasattr(command, "commands"):
+            yield from _commands(command, (*path, name))
+        else:
+            yield (*path, name)
+
+
+def test_every_command_takes_h_and_shows_examples_and_types_as_users_write_them(runner):
+    import typer.main
+
+    from svdlab.models import PRESETS
+
+    for path in _commands(typer.main.get_command(app)):
+        result = runner.invoke(app, [*path, "-h"], env={"COLUMNS": "100"})
+        assert result.exit_code == 0, (path, result.output)
+        assert "Examples:" in result.output and f"svdlab {' '.join(path)} " in result.output, path
+        assert "<" not in result.output and "{" not in result.output, (path, result.output)
+    generated = runner.invoke(app, ["generate", "-h"], env={"COLUMNS": "200"}).output
+    assert "generate [OPTIONS] IMAGE..." in generated and "--size" in generated
+    steps = next(line for line in generated.splitlines() if "--steps" in line)
+    assert f"demo {PRESETS['demo'].steps}" in steps and f"svd* {PRESETS['svd-xt'].steps}" in steps
+    assert f"demo {PRESETS['demo'].width}x{PRESETS['demo'].height}" in generated
+    assert runner.invoke(app, ["-h"]).exit_code == 0
