@@ -150,7 +150,8 @@ def test_summary_sentences_are_computed_from_the_metrics():
         "From motion_bucket_id 20 to 240: motion rises 17x (0.2 → 3.4 px/frame); "
         "frame-0 PSNR falls by 1.2 dB (25.5 → 24.3 dB)."
     )
-    assert change_phrase("ssim_first", 0.874, 0.87, "index") == "frame-0 SSIM stays flat (0.874 → 0.87 index)"
+    assert change_phrase("ssim_first", 0.874, 0.87, "index") == "frame-0 SSIM stays flat (0.874 → 0.87)"
+    assert change_phrase("ssim_first", 0.874, 0.76, "index") == "frame-0 SSIM falls by 0.114 (0.874 → 0.76)"
     assert change_phrase("warp_error", 0.015, 0.062, "0..1").startswith("warp error rises 4.13x")
 
 

@@ -80,6 +80,7 @@ METRIC_NOTES: dict[str, MetricNote] = {
 }
 SUMMARY_METRICS = ("motion_score", "warp_error", "psnr_first", "ssim_first")
 FLAT_SHARE = 0.02  # a change under 2 % of the values' size reads as "stays flat"
+SHORT_UNITS = ("dB", "px/frame")  # units a summary repeats; the others are read from the table
 RATIO_FROM = 1.5  # from a factor of 1.5 a change reads as "rises 3.2x" rather than a difference
 
 MODEL_CAVEATS: dict[str, str] = {
@@ -106,13 +107,14 @@ def _fmt(value: float) -> str:
 def change_phrase(metric: str, start: float, end: float, unit: str) -> str:
     """How a metric moved from `start` to `end`, e.g. 'motion rises 17x (0.08 -> 1.4 px/frame)'."""
     note = METRIC_NOTES.get(metric, MetricNote("", None, metric, ratio=False))
+    unit = unit if unit in SHORT_UNITS else ""
     span = f"({_fmt(start)} → {_fmt(end)} {unit})".replace(" )", ")")
     if abs(end - start) <= FLAT_SHARE * max(abs(start), abs(end)):
         return f"{note.phrase} stays flat {span}"
     verb = "rises" if end > start else "falls"
     if note.ratio and start > 0 and end > 0 and max(end / start, start / end) >= RATIO_FROM:
         return f"{note.phrase} {verb} {_fmt(max(end / start, start / end))}x {span}"
-    difference = f"{_fmt(abs(end - start))} {unit}" if unit in ("dB", "px/frame") else _fmt(abs(end - start))
+    difference = f"{_fmt(abs(end - start))} {unit}".rstrip()
     return f"{note.phrase} {verb} by {difference} {span}"
 
 

@@ -51,7 +51,7 @@ th { cursor: pointer; background: #f0f0f0; user-select: none; vertical-align: bo
 th small { display: block; font-weight: normal; color: #666; }
 th[aria-sort="ascending"]::after { content: " \\25B2"; }
 th[aria-sort="descending"]::after { content: " \\25BC"; }
-td.text { text-align: left; }
+td.text { text-align: left; white-space: nowrap; }
 .plots { display: flex; flex-wrap: wrap; gap: 12px; }
 svg.plot { background: #fff; border: 1px solid #ddd; font-size: 11px; }
 .missing { color: #a00; }
