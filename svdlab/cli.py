@@ -50,12 +50,9 @@ def main() -> None:
     """svdlab: generate, measure and compare Stable Video Diffusion videos."""
     _shown_warnings.clear()
     warnings.showwarning = _show_warning
-    from diffusers.utils import logging as diffusers_logging
-    from transformers.utils import logging as transformers_logging
+    from svdlab.quiet import quiet_libraries
 
-    transformers_logging.set_verbosity_error()  # hide library chatter such as "torchvision not installed"
-    transformers_logging.disable_progress_bar()  # its per-save "Writing model shards" bars
-    diffusers_logging.disable_progress_bar()  # its "Loading pipeline components" bars
+    quiet_libraries()
 
 
 @app.command(epilog=examples("svdlab models", "svdlab generate IMAGE --model svd-xt"))
