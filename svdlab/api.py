@@ -13,6 +13,7 @@ import torch
 from svdlab.engine import Job, VideoEngine
 from svdlab.errors import InvalidParameterError, OutOfMemoryError, OutputError, SvdlabError
 from svdlab.media import VIDEO_FORMATS, describe_source, fit_image, load_image, source_stem
+from svdlab.media.fit import warn_if_cropped_hard
 from svdlab.media.manifest import (
     build_manifest,
     image_info,
@@ -163,6 +164,7 @@ def generate(
                 raise
             on_image_error(name, error)
             continue
+        warn_if_cropped_hard(name, image.size, params.width, params.height, params.fit)
         fitted = fit_image(image, params.width, params.height, params.fit)
         info = image_info(name, image, params.fit)
         jobs.append(Job(image=fitted, params=params, tag=(source_stem(source), info)))

@@ -41,6 +41,10 @@ def test_generate_writes_videos_and_manifests(runner, tmp_path):
     )
     assert result.exit_code == 0, result.output
     videos = sorted(out.glob("*.mp4"))
+    assert (
+        "warning: " in result.output
+        and "--fit crop cuts away 44% of the image to reach 64x64" in result.output
+    )
     names = [v.name for v in videos]
     assert [name[: -len("_12345678.mp4")] for name in names] == [
         "photo0_demo_mb180_aug0.02_fps8_seed42",
