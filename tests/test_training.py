@@ -270,8 +270,10 @@ def test_sigterm_stops_after_the_step_in_flight_and_the_run_resumes(tmp_path, da
     assert train(config, progress=False).step == 30
 
 
-def test_two_processes_train_data_parallel_on_the_cpu(tmp_path, dataset):
-    stages = [{"kind": "image", "steps": 1, "batch_size": 1}, {"kind": "video", "steps": 2, "batch_size": 1}]
+def test_two_processes_train_every_stage_kind_data_parallel_on_the_cpu(tmp_path, dataset):
+    kinds = ("vae", "decoder", "image", "video", "temporal")
+    stages = [{"kind": kind, "steps": 2, "batch_size": 1, "frames": 2} for kind in kinds]  # 2: DDP checks
+    # on a stage's second step that the first gave every trained parameter a gradient
     config = write_config(tmp_path, dataset, stages, log_every=1, gradient_accumulation=2)
     environment = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "svdlab"]
@@ -279,12 +281,16 @@ def test_two_processes_train_data_parallel_on_the_cpu(tmp_path, dataset):
         [*command, "train", config, "--quiet"], env=environment, capture_output=True, timeout=300
     )
     assert done.returncode == 0, done.stderr.decode()[-2000:]
-    assert done.stdout.decode().count("trained 3 steps") == 1
+    assert done.stdout.decode().count("trained 10 steps") == 1
     logged = [json.loads(line) for line in (tmp_path / "runs/run/log.jsonl").read_text().splitlines()]
-    assert [entry["step"] for entry in logged] == [1, 2, 3]
+    assert [(entry["step"], entry["stage"]) for entry in logged] == [
+        (step, kinds[(step - 1) // 2]) for step in range(1, 11)
+    ]
     trained = load_model(tmp_path / "runs/run/model", device="cpu", dtype="float32")
     base = load_model("tiny-random", device="cpu", dtype="float32")
     assert not torch.equal(trained.unet.conv_in.weight, base.unet.conv_in.weight)
+    assert not torch.equal(trained.vae.encoder.conv_in.weight, base.vae.encoder.conv_in.weight)
+    assert not torch.equal(trained.vae.decoder.conv_out.weight, base.vae.decoder.conv_out.weight)
 
 
 class RecordingUNet(torch.nn.Module):

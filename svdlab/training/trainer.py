@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
+from accelerate.utils import DistributedDataParallelKwargs
 from diffusers.training_utils import EMAModel
 
 from svdlab.engine.conditioning import vae_latents
@@ -77,7 +78,12 @@ class Trainer:
         if fresh:
             shutil.rmtree(self.run_dir, ignore_errors=True)
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.accelerator = Accelerator(mixed_precision=config.mixed_precision)
+        # find_unused_parameters: some layers never reach a stage's loss (with one layer per block,
+        # diffusers' temporal decoder skips its mid-block attention), which plain DDP refuses on step 2
+        self.accelerator = Accelerator(
+            mixed_precision=config.mixed_precision,
+            kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
+        )
         self.dataset = ClipDataset(resolve_path(config_path, config.data.dataset))
         self.model = build_model(config.model, lambda value: resolve_path(config_path, value), config.seed)
         self.model.source, self.model.location = "training", str(self.run_dir)
