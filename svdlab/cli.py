@@ -285,6 +285,14 @@ def train(
         raise fail(str(error)) from None
     if not result.main_process:
         return
+    if result.finished_before:
+        out_console.print(
+            f"already finished: all {result.step} steps were trained -> {result.output}; "
+            "lengthen a stage to train on, or pass --fresh to start over",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return
     out_console.print(f"trained {result.step} steps -> {result.output}", highlight=False, soft_wrap=True)
     for report_path in result.reports[-1:]:
         out_console.print(f"last validation report: {report_path}", highlight=False, soft_wrap=True)

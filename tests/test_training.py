@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import PIL.Image
@@ -239,6 +240,38 @@ def test_cli_trains_and_reports_bad_configs_in_one_line(tmp_path, dataset):
     result = runner.invoke(app, ["train", str(bad)])
     assert result.exit_code == 2
     assert "stages" in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_a_validation_section_without_every_validates_at_the_end_and_a_finished_run_says_so(
+    tmp_path, dataset
+):
+    stages = [{"kind": "video", "steps": 2, "batch_size": 1}]
+    validation = {"count": 1, "grid": {"motion_bucket_id": [20]}, "fixed": FAST}
+    config = write_config(tmp_path, dataset, stages, validation=validation, log_every=1)
+    result = train(config, progress=False)
+    assert [report.parent.parent.name for report in result.reports] == ["run-step000002"]
+    assert result.reports[0].is_file() and not result.finished_before
+    again = CliRunner().invoke(app, ["train", config])
+    assert again.exit_code == 0, again.output
+    assert "already finished: all 2 steps were trained" in again.output and "--fresh" in again.output
+    assert "nan" not in again.output and "trained 2 steps" not in again.output
+    log = (tmp_path / "runs/run/log.jsonl").read_text().splitlines()
+    assert len(log) == 3  # two steps and one validation report, nothing more from the second call
+
+
+def test_without_a_validation_section_there_is_no_validation(tmp_path, dataset):
+    config = write_config(tmp_path, dataset, [{"kind": "video", "steps": 1, "batch_size": 1}])
+    assert load_train_config(config).validation is None
+    result = train(config, progress=False)
+    assert result.reports == [] and not (tmp_path / "runs/run/validation").exists()
+
+
+def test_the_example_lora_config_is_valid_and_fine_tunes_the_demo():
+    config = load_train_config("examples/training/lora-sprites.toml")
+    assert config.model.checkpoint == "demo" and config.lora is not None
+    assert [stage.kind for stage in config.stages] == ["video"] and config.validation.every == 0
+    header = Path("examples/training/lora-sprites.toml").read_text()
+    assert "--out sprites-64" in header and config.data.dataset == "../../sprites-64"
 
 
 def test_the_example_config_is_valid():
