@@ -226,24 +226,18 @@ def sweep(
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
     """Run a parameter sweep and write its HTML report; a stopped sweep resumes (finished jobs are kept)."""
+    from svdlab.experiments.dry_run import dry_run as plan_only
     from svdlab.experiments.report import write_report
     from svdlab.experiments.runner import open_sweep, run_sweep
 
     signal.signal(signal.SIGTERM, _interrupt)
     try:
+        if dry_run:
+            planned_only = plan_only(spec, runs_dir, fresh=fresh, batch_size=batch_size, model=model)
+            out_console.print(planned_only.summary(), highlight=False, soft_wrap=True)
+            return
         planned = open_sweep(spec, runs_dir, fresh=fresh, batch_size=batch_size, model=model)
         skipped = len(planned.jobs) - len(planned.todo)
-        if dry_run:
-            packs = planned.packs()
-            minutes = planned.engine.estimate_seconds(packs) / 60
-            out_console.print(
-                f"{planned.spec.name}: {len(planned.jobs)} jobs, {skipped} already done, "
-                f"{len(planned.todo)} to run in {len(packs)} packs of sizes "
-                f"{[len(pack) for pack in packs]}; about {minutes:.1f} min on {planned.model.device}",
-                highlight=False,
-                soft_wrap=True,
-            )
-            return
         made = run_sweep(planned, fresh=fresh, progress=not quiet)
         index = write_report(runs_dir, planned.spec.name)
     except SvdlabError as error:

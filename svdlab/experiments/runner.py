@@ -57,9 +57,7 @@ def open_sweep(
     """Load the spec and model (`model`, when given, instead of the spec's), plan the jobs, and find which are
     not finished yet."""
     spec_path = Path(spec_path)
-    spec = load_spec(spec_path)
-    if model is not None:
-        spec = spec.model_copy(update={"model": model})
+    spec = load_spec(spec_path, model)
     return sweep_for_model(spec, load_model(spec.model), spec_path.parent, runs_dir, fresh, batch_size)
 
 

@@ -93,18 +93,14 @@ class SVDModel:
 
     def weights_sha256(self) -> str:
         """SHA-256 of the weights: over the folder's weight files, or over the tensors of a built-in model."""
-        if self._weights_sha256 is None:
+        if self._weights_sha256 is None and self.source in ("local", "shipped"):
+            self._weights_sha256 = folder_weights_sha256(self.location)
+        elif self._weights_sha256 is None:
             digest = hashlib.sha256()
-            if self.source in ("local", "shipped"):
-                for path in sorted(Path(self.location).glob("*/*")):
-                    if path.name.endswith(SAFE_WEIGHTS + PICKLE_WEIGHTS):
-                        digest.update(path.relative_to(self.location).as_posix().encode())
-                        update_from_file(digest, path)
-            else:
-                for part in ("unet", "vae", "image_encoder"):
-                    for key, tensor in sorted(getattr(self, part).state_dict().items()):
-                        digest.update(f"{part}.{key}".encode())
-                        digest.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+            for part in ("unet", "vae", "image_encoder"):
+                for key, tensor in sorted(getattr(self, part).state_dict().items()):
+                    digest.update(f"{part}.{key}".encode())
+                    digest.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
             self._weights_sha256 = digest.hexdigest()
         return self._weights_sha256
 
@@ -121,6 +117,16 @@ class SVDModel:
         identity["dtype"] = str(self.dtype).removeprefix("torch.")
         identity["device"] = str(self.device)
         return identity
+
+
+def folder_weights_sha256(folder: str | Path) -> str:
+    """SHA-256 over a diffusers folder's weight files (their paths and bytes), without loading them."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(folder).glob("*/*")):
+        if path.name.endswith(SAFE_WEIGHTS + PICKLE_WEIGHTS):
+            digest.update(path.relative_to(folder).as_posix().encode())
+            update_from_file(digest, path)
+    return digest.hexdigest()
 
 
 def default_device() -> torch.device:
