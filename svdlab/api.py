@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,10 +11,19 @@ from pathlib import Path
 import torch
 
 from svdlab.engine import Job, VideoEngine
-from svdlab.errors import InvalidParameterError, OutOfMemoryError, SvdlabError
+from svdlab.errors import InvalidParameterError, OutOfMemoryError, OutputError, SvdlabError
 from svdlab.media import VIDEO_FORMATS, describe_source, fit_image, load_image, source_stem
 from svdlab.media.atomic import check_writable, remove_stale_temps
-from svdlab.media.manifest import build_manifest, image_info, output_info, save_video, video_path
+from svdlab.media.fit import warn_if_cropped_hard
+from svdlab.media.manifest import (
+    build_manifest,
+    image_info,
+    manifest_path,
+    output_info,
+    save_video,
+    settings_hash,
+    video_path,
+)
 from svdlab.models import SVDModel, load_model
 from svdlab.params import GenerationParams, make_params, parse_size
 from svdlab.progress import generation_progress
@@ -31,12 +42,30 @@ class GeneratedVideo:
     path: Path | None = None
 
 
-def output_name(stem: str, params: GenerationParams) -> str:
-    """A readable file stem that names the settings of a video."""
+def output_name(stem: str, model: SVDModel, params: GenerationParams, settings: str) -> str:
+    """A file stem naming a video's model and main settings, ending in `settings`, the short hash of every
+    setting that shapes its frames (model weights, dtype, LoRA and scale, steps, guidance, size, ...)."""
+    model_name = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(model.name).name).strip("._-") or "model"
     return (
-        f"{stem}_mb{params.motion_bucket_id}_aug{params.noise_aug_strength:g}"
-        f"_fps{params.fps}_seed{params.seed}"
+        f"{stem}_{model_name}_mb{params.motion_bucket_id}_aug{params.noise_aug_strength:g}"
+        f"_fps{params.fps}_seed{params.seed}_{settings}"
     )
+
+
+def _check_not_replacing(target: Path, settings: str, pixels_sha256: str) -> None:
+    """Refuse to replace an existing video unless its manifest says the same image and settings made it."""
+    if not target.exists():
+        return
+    try:
+        made = json.loads(manifest_path(target).read_text())
+        same = settings_hash(made) == settings and made["image"]["pixels_sha256"] == pixels_sha256
+    except (OSError, ValueError, KeyError, TypeError):
+        same = False
+    if not same:
+        raise OutputError(
+            f"{target} already exists and was made from another image or other settings; "
+            "pass --overwrite (overwrite=True) to replace it, or choose another output folder"
+        )
 
 
 def _unique(name: str, taken: set[str]) -> str:
@@ -75,6 +104,7 @@ def generate(
     max_pixels: int | None = None,
     format: str = "mp4",
     out: str | Path | None = None,
+    overwrite: bool = False,
     progress: bool = False,
     on_image_error: Callable[[str, SvdlabError], None] | None = None,
 ) -> list[GeneratedVideo]:
@@ -83,7 +113,8 @@ def generate(
     A bad image raises InvalidImageError before any work, unless `on_image_error` is given: then it
     is called with the image's name and the error, and the other images still run. With `out`, each
     video and its JSON manifest are written there as soon as the video is finished (the folder is checked
-    first, and temp files that killed runs left in it are removed). With `lora`, that
+    first, and temp files that killed runs left in it are removed); a file there that another image or
+    other settings made is never replaced unless `overwrite`. With `lora`, that
     LoRA file is applied at `lora_scale` and named in each manifest; a passed SVDModel gets it only for
     this call and is left as it was. Images over `max_pixels` (default: SVDLAB_MAX_PIXELS, else 64 Mi)
     are refused.
@@ -140,20 +171,28 @@ def generate(
                 raise
             on_image_error(name, error)
             continue
+        warn_if_cropped_hard(name, image.size, params.width, params.height, params.fit)
         fitted = fit_image(image, params.width, params.height, params.fit)
         info = image_info(name, image, params.fit)
         jobs.append(Job(image=fitted, params=params, tag=(source_stem(source), info)))
 
     results, taken = [], set()
     with lora_applied(model, lora, lora_scale) as lora_entry:
+        shaping = {"model": model.describe(), "params": params.model_dump(), "lora": lora_entry}
+        settings = settings_hash(shaping)
+        for job in jobs:
+            stem, info = job.tag
+            name = _unique(output_name(stem, model, params, settings), taken)
+            if out is not None and not overwrite:
+                _check_not_replacing(video_path(Path(out), name, format), settings, info["pixels_sha256"])
+            job.tag = (name, info)
         engine = VideoEngine(model, batch_size=batch_size)
         packs = engine.plan(jobs)
         with generation_progress(sum(pack[0].params.steps for pack in packs), len(jobs), progress) as bar:
             try:
                 for pack in packs:
                     for result in engine.run_pack(pack, on_step=bar.step):
-                        stem, info = result.job.tag
-                        name = _unique(output_name(stem, params), taken)
+                        name, info = result.job.tag
                         results.append(_finish(model, result, name, info, format, out, lora_entry))
                         bar.video()
             except torch.OutOfMemoryError as error:

@@ -8,14 +8,23 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.measure import Measurement
 from rich.table import Table
 
 from svdlab import __version__
+from svdlab.cli_help import FROM_MODEL, ReadableTyper, examples
 from svdlab.console import err_console, out_console, print_error, print_line, print_warning
 from svdlab.errors import SvdlabError
 
-app = typer.Typer(
-    help="Image-to-video with Stable Video Diffusion.", no_args_is_help=True, pretty_exceptions_enable=False
+DEFAULT_MODEL = "demo"
+app = ReadableTyper(
+    help="Image-to-video with Stable Video Diffusion.",
+    epilog=examples(
+        "svdlab generate examples/sprites/scene-1.png --motion-bucket-id 180",
+        "svdlab sweep examples/motion_bucket_sweep.toml",
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
 )
 
 
@@ -55,71 +64,108 @@ def main(
 def _quiet_libraries() -> None:
     """Hide diffusers' and transformers' chatter; called by the commands that load models (not at
     start-up, so that commands which need neither library start at once)."""
-    from diffusers.utils import logging as diffusers_logging
-    from transformers.utils import logging as transformers_logging
+    from svdlab.quiet import quiet_libraries
 
-    transformers_logging.set_verbosity_error()  # hide library chatter such as "torchvision not installed"
-    transformers_logging.disable_progress_bar()  # its per-save "Writing model shards" bars
-    diffusers_logging.disable_progress_bar()  # its "Loading pipeline components" bars
+    quiet_libraries()
 
 
-@app.command()
+@app.command(epilog=examples("svdlab models", "svdlab generate IMAGE --model svd-xt"))
 def models() -> None:
     """List the built-in model presets and their defaults."""
     _quiet_libraries()
     from svdlab.models import PRESETS
 
-    table = Table("name", "frames", "size", "steps", "guidance", "source", "description")
+    table = Table("name", "defaults", "source and description", show_lines=True)
     table.columns[0].no_wrap = True
+    table.columns[2].overflow = "fold"  # hub ids wrap rather than lose their end
     for preset in PRESETS.values():
+        defaults = (
+            f"{preset.num_frames} frames {preset.width}x{preset.height}",
+            f"fps {preset.fps}, {preset.steps} steps",
+            f"guidance {preset.min_guidance:g}-{preset.max_guidance:g}",
+            f"bucket {preset.motion_bucket_id}, noise {preset.noise_aug_strength:g}",
+        )
+        source = preset.repo_id or ("shipped (offline)" if preset.shipped else "built-in (offline)")
         table.add_row(
-            preset.name,
-            str(preset.num_frames),
-            f"{preset.width}x{preset.height}",
-            str(preset.steps),
-            f"{preset.min_guidance:g}-{preset.max_guidance:g}",
-            preset.repo_id or ("shipped (offline)" if preset.shipped else "built-in (offline)"),
-            preset.description,
+            f"{preset.name}\n(default)" if preset.name == DEFAULT_MODEL else preset.name,
+            "\n".join(defaults),
+            f"{source}\n{preset.description}",
         )
     out_console.print(table)
 
 
-@app.command()
+@app.command(
+    epilog=examples(
+        "svdlab generate examples/sprites/scene-1.png --motion-bucket-id 180",
+        "svdlab generate photo.png --model svd-xt --device cuda --offload model --format webm --out videos",
+    )
+)
 def generate(
-    images: Annotated[list[str], typer.Argument(help="Image files or http(s) URLs.")],
-    model: Annotated[str, typer.Option(help="Preset (svdlab models), hub id or local folder.")] = "demo",
-    motion_bucket_id: Annotated[int | None, typer.Option(help="Amount of motion (trained 0..255).")] = None,
+    images: Annotated[list[str], typer.Argument(metavar="IMAGE...", help="Image files or http(s) URLs.")],
+    model: Annotated[
+        str, typer.Option(metavar="NAME", help="Preset (svdlab models), hub id or local folder.")
+    ] = DEFAULT_MODEL,
+    motion_bucket_id: Annotated[
+        int | None, typer.Option(help="Amount of motion (trained 0..255).", show_default=FROM_MODEL)
+    ] = None,
     noise_aug_strength: Annotated[
-        float | None, typer.Option(help="Noise added to the input (trained ~0.02..0.15).")
+        float | None,
+        typer.Option(help="Noise added to the input (trained ~0.02..0.15).", show_default=FROM_MODEL),
     ] = None,
-    fps: Annotated[int | None, typer.Option(help="Frame-rate conditioning and playback fps.")] = None,
-    num_frames: Annotated[int | None, typer.Option(help="Frames per video.")] = None,
-    steps: Annotated[int | None, typer.Option(help="Sampler steps.")] = None,
-    min_guidance: Annotated[float | None, typer.Option(help="Guidance scale at the first frame.")] = None,
-    max_guidance: Annotated[float | None, typer.Option(help="Guidance scale at the last frame.")] = None,
+    fps: Annotated[
+        int | None, typer.Option(help="Frame-rate conditioning and playback fps.", show_default=FROM_MODEL)
+    ] = None,
+    num_frames: Annotated[int | None, typer.Option(help="Frames per video.", show_default=FROM_MODEL)] = None,
+    steps: Annotated[int | None, typer.Option(help="Sampler steps.", show_default=FROM_MODEL)] = None,
+    min_guidance: Annotated[
+        float | None, typer.Option(help="Guidance scale at the first frame.", show_default=FROM_MODEL)
+    ] = None,
+    max_guidance: Annotated[
+        float | None, typer.Option(help="Guidance scale at the last frame.", show_default=FROM_MODEL)
+    ] = None,
     seed: Annotated[int, typer.Option(help="Random seed (same frames as diffusers with this seed).")] = 42,
-    size: Annotated[str | None, typer.Option(help="Output size WIDTHxHEIGHT, e.g. 1024x576.")] = None,
-    fit: Annotated[str, typer.Option(help="How the image meets the size: crop, pad or stretch.")] = "crop",
-    decode_chunk_size: Annotated[
-        int | None, typer.Option(help="Frames decoded at once (less memory).")
+    size: Annotated[
+        str | None, typer.Option(metavar="WxH", help="Output size, e.g. 1024x576.", show_default=FROM_MODEL)
     ] = None,
-    offload: Annotated[str, typer.Option(help="CPU offload: none, model or sequential.")] = "none",
+    fit: Annotated[
+        str, typer.Option(metavar="MODE", help="How the image meets the size: crop, pad or stretch.")
+    ] = "crop",
+    decode_chunk_size: Annotated[
+        int | None, typer.Option(help="Frames decoded at once (less memory).", show_default=FROM_MODEL)
+    ] = None,
+    offload: Annotated[
+        str, typer.Option(metavar="MODE", help="CPU offload: none, model or sequential.")
+    ] = "none",
     forward_chunking: Annotated[bool, typer.Option(help="Chunk the UNet feed-forward layers.")] = False,
     batch_size: Annotated[int | None, typer.Option(help="Videos per UNet call (default: measured).")] = None,
-    dtype: Annotated[str | None, typer.Option(help="float32, float16 or bfloat16.")] = None,
-    device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1, mps (default: best found).")] = None,
+    dtype: Annotated[
+        str | None,
+        typer.Option(metavar="TYPE", help="float32, float16 or bfloat16 (default: float16 on CUDA)."),
+    ] = None,
+    device: Annotated[
+        str | None, typer.Option(metavar="DEVICE", help="cpu, cuda, cuda:1, mps (default: best found).")
+    ] = None,
     variant: Annotated[str | None, typer.Option(help="Weight variant to load, e.g. fp16.")] = None,
     allow_pickle: Annotated[
         bool, typer.Option(help="Allow pickle weights (they can run code; trust them first).")
     ] = False,
-    lora: Annotated[Path | None, typer.Option(help="LoRA file (.safetensors) to apply to the UNet.")] = None,
+    lora: Annotated[
+        Path | None, typer.Option(metavar="FILE", help="LoRA file (.safetensors) to apply to the UNet.")
+    ] = None,
     lora_scale: Annotated[float, typer.Option(help="Strength of the LoRA (0: none, 1: as trained).")] = 1.0,
     max_pixels: Annotated[
         int | None,
         typer.Option(min=1, help="Largest input image in pixels (default 64 Mi; SVDLAB_MAX_PIXELS)."),
     ] = None,
-    format: Annotated[str, typer.Option("--format", help="mp4, webm, gif, webp or png.")] = "mp4",
-    out: Annotated[Path, typer.Option(help="Folder for videos and manifests.")] = Path("outputs"),
+    format: Annotated[
+        str, typer.Option("--format", metavar="TYPE", help="mp4, webm, gif, webp or png.")
+    ] = "mp4",
+    out: Annotated[Path, typer.Option(metavar="DIR", help="Folder for videos and manifests.")] = Path(
+        "outputs"
+    ),
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace a file of the same name that other settings made.")
+    ] = False,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
     """Turn each IMAGE into a video; several images are batched together."""
@@ -160,6 +206,7 @@ def generate(
             lora_scale=lora_scale,
             format=format,
             out=out,
+            overwrite=overwrite,
             progress=not quiet,
             on_image_error=report_bad_image,
         )
@@ -173,40 +220,46 @@ def generate(
         raise typer.Exit(code=2)
 
 
-@app.command()
+@app.command(
+    epilog=examples(
+        "svdlab sweep examples/motion_bucket_sweep.toml --dry-run",
+        "svdlab sweep examples/real/motion_bucket_sweep_svd_xt.toml --model svd-xt --runs-dir runs",
+    )
+)
 def sweep(
-    spec: Annotated[Path, typer.Argument(help="Sweep spec (TOML).")],
+    spec: Annotated[Path, typer.Argument(metavar="SPEC.toml", help="Sweep spec (TOML).")],
     dry_run: Annotated[
         bool, typer.Option(help="Print the jobs, packs and estimated time; make nothing.")
     ] = False,
     fresh: Annotated[
         bool, typer.Option(help="Forget this experiment's finished jobs and run all again.")
     ] = False,
-    runs_dir: Annotated[Path, typer.Option(help="Folder holding the store and the videos.")] = Path("runs"),
+    runs_dir: Annotated[
+        Path, typer.Option(metavar="DIR", help="Folder holding the store and the videos.")
+    ] = Path("runs"),
+    model: Annotated[
+        str | None,
+        typer.Option(metavar="NAME", help="Model to use instead of the spec's `model =` (svdlab models)."),
+    ] = None,
     batch_size: Annotated[
         int | None, typer.Option(min=1, help="Videos per UNet call (default: measured).")
     ] = None,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
-    """Run a parameter sweep and write its HTML report; finished jobs are skipped, so an interrupted sweep
-    resumes."""
+    """Run a parameter sweep and write its HTML report; a stopped sweep resumes (finished jobs are kept)."""
     _quiet_libraries()
+    from svdlab.experiments.dry_run import dry_run as plan_only
     from svdlab.experiments.report import write_report
     from svdlab.experiments.runner import open_sweep, run_sweep
 
     signal.signal(signal.SIGTERM, _interrupt)
     try:
-        planned = open_sweep(spec, runs_dir, fresh=fresh, batch_size=batch_size)
-        skipped = len(planned.jobs) - len(planned.todo)
         if dry_run:
-            packs = planned.packs()
-            minutes = planned.engine.estimate_seconds(packs) / 60
-            print_line(
-                f"{planned.spec.name}: {len(planned.jobs)} jobs, {skipped} already done, "
-                f"{len(planned.todo)} to run in {len(packs)} packs of sizes "
-                f"{[len(pack) for pack in packs]}; about {minutes:.1f} min on {planned.model.device}"
-            )
+            planned_only = plan_only(spec, runs_dir, fresh=fresh, batch_size=batch_size, model=model)
+            print_line(planned_only.summary())
             return
+        planned = open_sweep(spec, runs_dir, fresh=fresh, batch_size=batch_size, model=model)
+        skipped = len(planned.jobs) - len(planned.todo)
         made = run_sweep(planned, fresh=fresh, progress=not quiet)
         skipped = len(planned.jobs) - len(planned.todo)  # again: a sweep it waited for may have done more
         index = write_report(runs_dir, planned.spec.name)
@@ -222,9 +275,16 @@ def sweep(
     )
 
 
-@app.command()
+@app.command(
+    epilog=examples(
+        "svdlab train examples/training/tiny-sprites.toml",
+        "accelerate launch -m svdlab train examples/training/lora-sprites.toml --quiet",
+    )
+)
 def train(
-    config: Annotated[Path, typer.Argument(help="Training config (TOML); see docs/training.md.")],
+    config: Annotated[
+        Path, typer.Argument(metavar="CONFIG.toml", help="Training config (TOML); see docs/training.md.")
+    ],
     fresh: Annotated[
         bool, typer.Option(help="Delete the run folder (checkpoints, log, validation) and start over.")
     ] = False,
@@ -241,15 +301,25 @@ def train(
         raise fail(str(error)) from None
     if not result.main_process:
         return
+    if result.finished_before:
+        print_line(
+            f"already finished: all {result.step} steps were trained -> {result.output}; "
+            "lengthen a stage to train on, or pass --fresh to start over"
+        )
+        return
     print_line(f"trained {result.step} steps -> {result.output}")
     for report_path in result.reports[-1:]:
         print_line(f"last validation report: {report_path}")
 
 
-@app.command()
+@app.command(
+    epilog=examples("svdlab report motion-bucket-sweep", "svdlab report my-study --runs-dir /data/runs")
+)
 def report(
-    name: Annotated[str, typer.Argument(help="Experiment name (svdlab runs list).")],
-    runs_dir: Annotated[Path, typer.Option(help="Folder holding the store and the videos.")] = Path("runs"),
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Experiment name (svdlab runs list).")],
+    runs_dir: Annotated[
+        Path, typer.Option(metavar="DIR", help="Folder holding the store and the videos.")
+    ] = Path("runs"),
 ) -> None:
     """Write a static HTML report: videos side by side, a sortable metrics table and plots."""
     from svdlab.experiments.report import write_report
@@ -261,11 +331,19 @@ def report(
     print_line(f"report -> {path}")
 
 
-@app.command("prepare-data")
+@app.command(
+    "prepare-data",
+    epilog=examples(
+        "svdlab prepare-data synth --out sprites --size 64x48 --frames 4 --fps 8,4",
+        "svdlab prepare-data ~/videos --out clips --size 1024x576 --frames 14 --calibration fit",
+    ),
+)
 def prepare_data(
-    videos: Annotated[list[Path], typer.Argument(help="Video folders (searched recursively) or files.")],
-    out: Annotated[Path, typer.Option(help="Dataset folder to write.")],
-    size: Annotated[str, typer.Option(help="Clip size WIDTHxHEIGHT.")] = "64x64",
+    videos: Annotated[
+        list[Path], typer.Argument(metavar="VIDEO...", help="Video folders (searched recursively) or files.")
+    ],
+    out: Annotated[Path, typer.Option(metavar="DIR", help="Dataset folder to write.")],
+    size: Annotated[str, typer.Option(metavar="WxH", help="Clip size.")] = "64x64",
     frames: Annotated[int, typer.Option(help="Frames per clip.")] = 8,
     fps: Annotated[
         list[str] | None, typer.Option(help="Target clip fps, e.g. 6,12 or repeated; sets strides per video.")
@@ -273,7 +351,9 @@ def prepare_data(
     stride: Annotated[
         list[str] | None, typer.Option(help="Frame strides, e.g. 1,2 or repeated (default 1).")
     ] = None,
-    fit: Annotated[str, typer.Option(help="How frames meet the size: crop, pad or stretch.")] = "crop",
+    fit: Annotated[
+        str, typer.Option(metavar="MODE", help="How frames meet the size: crop, pad or stretch.")
+    ] = "crop",
     calibration: Annotated[
         str, typer.Option(help="Motion buckets: default, fit (to these clips) or a calibration JSON file.")
     ] = "default",
@@ -329,9 +409,13 @@ def prepare_data(
     )
 
 
-@app.command()
+@app.command(
+    epilog=examples("svdlab relabel sprites", "svdlab relabel clips --calibration my-calibration.json")
+)
 def relabel(
-    dataset: Annotated[Path, typer.Argument(help="A dataset folder written by prepare-data.")],
+    dataset: Annotated[
+        Path, typer.Argument(metavar="DATASET", help="A dataset folder written by prepare-data.")
+    ],
     calibration: Annotated[
         str, typer.Option(help="default, fit (to this dataset's scores) or a calibration JSON file.")
     ] = "fit",
@@ -346,11 +430,17 @@ def relabel(
     print_line(f"{dataset}: relabelled with the {used.source} motion calibration")
 
 
-@app.command("synth-data")
+@app.command(
+    "synth-data",
+    epilog=examples(
+        "svdlab synth-data synth --count 48 --size 64x48 --frames 16 --fps 8",
+        "svdlab synth-data held-out --count 8 --seed 90000",
+    ),
+)
 def synth_data(
-    out: Annotated[Path, typer.Argument(help="Folder for the videos and truth.json.")],
+    out: Annotated[Path, typer.Argument(metavar="DIR", help="Folder for the videos and truth.json.")],
     count: Annotated[int, typer.Option(help="Number of videos.")],
-    size: Annotated[str, typer.Option(help="Video size WIDTHxHEIGHT.")] = "64x64",
+    size: Annotated[str, typer.Option(metavar="WxH", help="Video size.")] = "64x64",
     frames: Annotated[int, typer.Option(help="Frames per video.")] = 16,
     fps: Annotated[float, typer.Option(help="Frame rate of the videos.")] = 8,
     seed: Annotated[int, typer.Option(help="Seed of the first video (the next ones count up).")] = 0,
@@ -404,12 +494,17 @@ def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
-runs_app = typer.Typer(help="Look at the experiments in a runs folder.", no_args_is_help=True)
+runs_app = ReadableTyper(
+    help="Look at the experiments in a runs folder.",
+    epilog=examples("svdlab runs list", "svdlab runs show motion-bucket-sweep"),
+    no_args_is_help=True,
+)
 app.add_typer(runs_app, name="runs")
-RUNS_DIR_OPTION = typer.Option(help="Folder holding the store.")
+RUNS_DIR_OPTION = typer.Option(metavar="DIR", help="Folder holding the store.")
+NAME_ARGUMENT = typer.Argument(metavar="NAME", help="Experiment name (svdlab runs list).")
 
 
-@runs_app.command("list")
+@runs_app.command("list", epilog=examples("svdlab runs list", "svdlab runs list --runs-dir /data/runs"))
 def runs_list(runs_dir: Annotated[Path, RUNS_DIR_OPTION] = Path("runs")) -> None:
     """List the experiments with their job counts."""
     from svdlab.experiments.store import Store
@@ -418,16 +513,24 @@ def runs_list(runs_dir: Annotated[Path, RUNS_DIR_OPTION] = Path("runs")) -> None
         experiments = Store(runs_dir).experiments()
     except SvdlabError as error:
         raise fail(str(error)) from None
-    table = Table("experiment", "model", "done", "failed", "updated")
+    table = Table("experiment", "model", "done", "failed", "updated (UTC)")
+    for column in table.columns[:2]:
+        column.overflow = "fold"
     for row in experiments:
-        table.add_row(
-            row["name"], row["model"], str(row["done"] or 0), str(row["failed"] or 0), row["updated"]
-        )
+        updated = row["updated"][:16].replace("T", " ")  # ISO time to the minute
+        table.add_row(row["name"], row["model"], str(row["done"] or 0), str(row["failed"] or 0), updated)
     out_console.print(table)
 
 
-@runs_app.command("show")
-def runs_show(name: str, runs_dir: Annotated[Path, RUNS_DIR_OPTION] = Path("runs")) -> None:
+@runs_app.command(
+    "show",
+    epilog=examples(
+        "svdlab runs show motion-bucket-sweep", "svdlab runs show my-study --runs-dir /data/runs"
+    ),
+)
+def runs_show(
+    name: Annotated[str, NAME_ARGUMENT], runs_dir: Annotated[Path, RUNS_DIR_OPTION] = Path("runs")
+) -> None:
     """Show one experiment's jobs with their swept values and metrics."""
     rows = _experiment_rows(name, runs_dir)
     hidden = ("key", "error", "video", "status")
@@ -435,15 +538,35 @@ def runs_show(name: str, runs_dir: Annotated[Path, RUNS_DIR_OPTION] = Path("runs
     table = Table(*columns)
     for row in rows:
         table.add_row(*(_cell(row.get(column)) for column in columns))
-    out_console.print(table)
+    if (
+        Measurement.get(out_console, out_console.options.update_width(10_000), table).maximum
+        <= out_console.width
+    ):
+        out_console.print(table)
+        return
+    split = columns.index("seed") + 1 if "seed" in columns else 1  # job columns, then metrics
+    for row in rows:  # too wide for the terminal: one block per job, its metrics wrapped below it
+        heading = [_cell(row.get(columns[0]))] + [f"{c} {_cell(row.get(c))}" for c in columns[1:split]]
+        out_console.print("  ".join(heading), style="bold", highlight=False, soft_wrap=True)
+        pairs = [f"{column} {_cell(row.get(column))}" for column in columns[split:]]
+        for line in _packed(pairs, out_console.width - 4):
+            out_console.print(f"    {line}", highlight=False, soft_wrap=True)
 
 
-@runs_app.command("export")
+@runs_app.command(
+    "export",
+    epilog=examples(
+        "svdlab runs export motion-bucket-sweep --csv results.csv",
+        "svdlab runs export my-study --parquet results.parquet --runs-dir /data/runs",
+    ),
+)
 def runs_export(
-    name: str,
-    csv: Annotated[Path | None, typer.Option("--csv", help="Write the results to this CSV file.")] = None,
+    name: Annotated[str, NAME_ARGUMENT],
+    csv: Annotated[
+        Path | None, typer.Option("--csv", metavar="FILE", help="Write the results to this CSV file.")
+    ] = None,
     parquet: Annotated[
-        Path | None, typer.Option("--parquet", help="Write the results to this Parquet file.")
+        Path | None, typer.Option("--parquet", metavar="FILE", help="Write the results to this Parquet file.")
     ] = None,
     runs_dir: Annotated[Path, RUNS_DIR_OPTION] = Path("runs"),
 ) -> None:
@@ -476,6 +599,17 @@ def _experiment_rows(name: str, runs_dir: Path) -> list[dict]:
     return store.results(name)
 
 
+def _packed(items: list[str], width: int) -> list[str]:
+    """Items joined by three spaces into lines of at most `width` characters (an item longer stays whole)."""
+    lines: list[str] = []
+    for item in items:
+        if lines and len(lines[-1]) + 3 + len(item) <= width:
+            lines[-1] += f"   {item}"
+        else:
+            lines.append(item)
+    return lines
+
+
 def _cell(value) -> str:
     if isinstance(value, str) and ("/" in value or "\\" in value):
         return Path(value).name
@@ -484,17 +618,29 @@ def _cell(value) -> str:
     return "" if value is None else str(value)
 
 
-lora_app = typer.Typer(help="Work with LoRA files.", no_args_is_help=True)
+lora_app = ReadableTyper(
+    help="Work with LoRA files.",
+    epilog=examples("svdlab lora merge demo lora.safetensors --out demo-merged"),
+    no_args_is_help=True,
+)
 app.add_typer(lora_app, name="lora")
 
 
-@lora_app.command("merge")
+@lora_app.command(
+    "merge",
+    epilog=examples(
+        "svdlab lora merge demo runs/train/lora-sprites/lora.safetensors --out demo-sprites",
+        "svdlab lora merge svd-xt my-style.safetensors --out svd-xt-style --scale 0.8 --dtype float16",
+    ),
+)
 def lora_merge(
-    model: Annotated[str, typer.Argument(help="Preset (svdlab models), hub id or local folder.")],
-    lora: Annotated[Path, typer.Argument(help="LoRA file (.safetensors).")],
-    out: Annotated[Path, typer.Option(help="New folder for the merged diffusers checkpoint.")],
+    model: Annotated[
+        str, typer.Argument(metavar="MODEL", help="Preset (svdlab models), hub id or local folder.")
+    ],
+    lora: Annotated[Path, typer.Argument(metavar="LORA.safetensors", help="LoRA file (.safetensors).")],
+    out: Annotated[Path, typer.Option(metavar="DIR", help="New folder for the merged diffusers checkpoint.")],
     scale: Annotated[float, typer.Option(help="Strength of the LoRA to bake in (1: as trained).")] = 1.0,
-    dtype: Annotated[str | None, typer.Option(help="float32, float16 or bfloat16.")] = None,
+    dtype: Annotated[str | None, typer.Option(metavar="TYPE", help="float32, float16 or bfloat16.")] = None,
 ) -> None:
     """Fold a LoRA into MODEL's weights and write a checkpoint that needs no LoRA to load."""
     _quiet_libraries()

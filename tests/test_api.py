@@ -1,5 +1,8 @@
 """svdlab.generate from Python: inputs of every kind, frames plus manifest, failures."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -54,3 +57,31 @@ def test_out_of_memory_keeps_finished_videos_and_says_what_to_do(tiny_model, tmp
     with pytest.raises(OutOfMemoryError, match=r"--offload model.*finished so far \(1\) are in"):
         svdlab.generate([make_image(0), make_image(1)], tiny_model, steps=2, batch_size=1, out=tmp_path)
     assert len(list(tmp_path.glob("*.mp4"))) == 1 and len(list(tmp_path.glob("*.json"))) == 1
+
+
+def test_the_python_api_prints_no_library_chatter(tmp_path):
+    make_image(0).save(tmp_path / "a.png")
+    script = "import svdlab; svdlab.generate(['a.png'], model='demo', steps=1, out='out')"
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert len(list((tmp_path / "out").glob("*.mp4"))) == 1
+    for chatter in ("torchvision", "Loading pipeline components", "it/s]", "%|"):
+        assert chatter not in done.stderr + done.stdout
+
+
+def test_library_chatter_comes_back_when_asked(monkeypatch):
+    from transformers.utils import logging as transformers_logging
+
+    from svdlab.quiet import quiet_libraries
+
+    level = transformers_logging.get_verbosity()
+    try:
+        transformers_logging.set_verbosity_info()
+        monkeypatch.setenv("SVDLAB_LIBRARY_LOGS", "1")
+        quiet_libraries()
+        assert transformers_logging.get_verbosity() == transformers_logging.INFO
+        monkeypatch.delenv("SVDLAB_LIBRARY_LOGS")
+        quiet_libraries()
+        assert transformers_logging.get_verbosity() == transformers_logging.ERROR
+    finally:
+        transformers_logging.set_verbosity(level)

@@ -151,7 +151,8 @@ def test_sweep_runs_measures_records_and_resumes(tmp_path):
     runner = CliRunner()
     dry = runner.invoke(app, ["sweep", str(spec), "--runs-dir", str(runs), "--dry-run"])
     assert dry.exit_code == 0, dry.output
-    assert "small: 4 jobs, 0 already done, 4 to run in" in dry.output and "min on cpu" in dry.output
+    assert "small: 4 jobs, 0 already done, 4 to run in 1 same-shape group of sizes [4]" in dry.output
+    assert "no weights were loaded" in dry.output
     assert not (runs / "small").exists()
     single = runner.invoke(
         app, ["sweep", str(spec), "--runs-dir", str(runs), "--dry-run", "--batch-size", "1"]
@@ -171,6 +172,8 @@ def test_sweep_runs_measures_records_and_resumes(tmp_path):
     assert all((runs / row["video"]).is_file() and row["motion_score"] >= 0 for row in rows)
     assert {row["motion_bucket_id"] for row in rows} == {60, 200}
 
+    planned = runner.invoke(app, ["sweep", str(spec), "--runs-dir", str(runs), "--dry-run"])
+    assert "small: 4 jobs, 4 already done, 0 to run" in planned.output  # the same keys as the real run
     again = runner.invoke(app, ["sweep", str(spec), "--runs-dir", str(runs), "--quiet"])
     assert "0 videos made, 4 already done" in again.output
     fresh = runner.invoke(app, ["sweep", str(spec), "--runs-dir", str(runs), "--quiet", "--fresh"])
@@ -211,6 +214,44 @@ def test_sweep_runs_measures_records_and_resumes(tmp_path):
         assert {"image", "motion_bucket_id", "seed", "video", "motion_score", "ssim_first"} <= set(row)
     assert sorted(row["motion_score"] for row in from_parquet) == sorted(
         float(r["motion_score"]) for r in from_csv
+    )
+
+
+def test_sweep_model_option_replaces_the_specs_model_and_offline_advice_names_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "cache"))
+    spec = write_spec(tmp_path, SMALL.replace('model = "tiny-random"', 'model = "svd-xt"'))
+    runs = tmp_path / "runs"
+    offline = CliRunner().invoke(app, ["sweep", str(spec), "--runs-dir", str(runs), "--quiet"])
+    assert offline.exit_code == 2 and "HF_HUB_OFFLINE is set" in offline.output
+    assert "--model demo" in offline.output and 'model = "demo"' in offline.output
+    swapped = CliRunner().invoke(
+        app, ["sweep", str(spec), "--runs-dir", str(runs), "--model", "tiny-random", "--quiet"]
+    )
+    assert swapped.exit_code == 0, swapped.output
+    assert Store(runs).experiment("small")["model"] == "tiny-random"
+
+
+def test_dry_run_loads_no_weights_and_says_what_it_cannot_know(tmp_path, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("a dry run loaded weights")
+
+    monkeypatch.setattr("svdlab.models.loading.StableVideoDiffusionPipeline.from_pretrained", refuse)
+    monkeypatch.setattr("svdlab.models.loading.StableVideoDiffusionPipeline.download", refuse)
+    spec = write_spec(tmp_path, SMALL.replace('model = "tiny-random"', 'model = "demo"'))
+    runs = tmp_path / "runs"
+    command = ["sweep", str(spec), "--runs-dir", str(runs), "--dry-run"]
+    shipped = CliRunner().invoke(app, [*command, "--batch-size", "3"])
+    assert shipped.exit_code == 0, shipped.output
+    assert "small: 4 jobs, 0 already done, 4 to run in 2 packs of sizes [3, 1]" in shipped.output
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "cache"))
+    hub = CliRunner().invoke(app, [*command, "--model", "svd-xt"])
+    assert hub.exit_code == 0, hub.output
+    assert (
+        "4 jobs, already done unknown (stabilityai/stable-video-diffusion-img2vid-xt is not downloaded)"
+        in (hub.output.replace("\n", ""))
     )
 
 

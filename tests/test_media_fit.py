@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import PIL.Image
 import pytest
 
-from svdlab.errors import InvalidParameterError
+from svdlab.errors import InvalidParameterError, SvdlabWarning
 from svdlab.media import FIT_MODES, fit_image
+from svdlab.media.fit import warn_if_cropped_hard
 
 
 def striped(width: int, height: int, vertical: bool) -> PIL.Image.Image:
@@ -97,3 +100,13 @@ def test_bad_mode_and_size():
         fit_image(image, 4, 4, "zoom")
     with pytest.raises(InvalidParameterError, match=r"size 0x4 is not allowed"):
         fit_image(image, 0, 4)
+
+
+def test_cropping_away_more_than_a_quarter_warns_and_names_the_image():
+    with pytest.warns(SvdlabWarning, match=r"wide.png: --fit crop cuts away 44% of the image to reach 64x64"):
+        warn_if_cropped_hard("wide.png", (160, 90), 64, 64, "crop")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warn_if_cropped_hard("square-ish.png", (100, 90), 64, 64, "crop")  # 10 % cut
+        warn_if_cropped_hard("wide.png", (160, 90), 64, 64, "pad")
+        warn_if_cropped_hard("wide.png", (160, 90), 1024, 576, "crop")  # the same aspect

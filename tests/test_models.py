@@ -1,10 +1,12 @@
 """Model presets, the tiny-random model, save/load round trips, pickle refusal, offline errors."""
 
 import json
+from types import SimpleNamespace
 
 import pytest
 import torch
 from diffusers import AutoencoderKLTemporalDecoder, UNetSpatioTemporalConditionModel
+from huggingface_hub.errors import GatedRepoError
 from transformers import CLIPVisionModelWithProjection
 
 from svdlab.engine import Job, VideoEngine
@@ -76,7 +78,27 @@ def test_hub_model_without_network_or_cache_fails_in_one_line_naming_offline_cho
     message = str(caught.value)
     assert "\n" not in message
     assert "stabilityai/stable-video-diffusion-img2vid-xt" in message
-    assert "--model PATH" in message and "tiny-random" in message
+    assert "HF_HUB_OFFLINE is set" in message and "unreachable" not in message
+    assert "--model PATH" in message and "--model demo" in message and 'model = "demo"' in message
+    assert "tiny-random" not in message
+    assert "gated" in message and "hf auth login" in message and "9 GB" in message
+
+
+def test_a_gated_repository_says_to_accept_the_licence_and_log_in(monkeypatch):
+    response = SimpleNamespace(headers={}, request=None, status_code=403)
+    refusal = GatedRepoError("403 Client Error: cannot access gated repo", response=response)
+
+    def refuse(*args, **kwargs):
+        raise refusal
+
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", False)
+    monkeypatch.setattr("diffusers.StableVideoDiffusionPipeline.download", refuse)
+    with pytest.raises(ModelNotAvailableError) as caught:
+        load_model("svd", device="cpu")
+    message = str(caught.value)
+    assert "is gated and this machine has no access" in message and "unreachable" not in message
+    assert "https://huggingface.co/stabilityai/stable-video-diffusion-img2vid," in message
+    assert "hf download stabilityai/stable-video-diffusion-img2vid" in message and "--model demo" in message
 
 
 def test_unknown_models_and_folders_are_named(tmp_path):

@@ -7,12 +7,14 @@ import re
 import threading
 from pathlib import Path
 
+import PIL.Image
 import pytest
 from typer.testing import CliRunner
 
 from svdlab.cli import app
 from svdlab.errors import SvdlabError
-from svdlab.experiments.report import write_report
+from svdlab.experiments.explain import PARAMETER_NOTES, change_phrase, summary
+from svdlab.experiments.report import _plot_svg, write_report
 from svdlab.experiments.store import Store
 from svdlab.metrics import METRIC_UNITS
 from tests.test_experiments import SMALL, write_spec
@@ -54,7 +56,10 @@ def test_report_is_self_contained_with_videos_table_and_plots(sweep):
     table = re.search(r'<table class="sortable" id="metrics">.*?</table>', page).group(0)
     assert table.count("<tr>") == 1 + 4
     for metric, unit in METRIC_UNITS.items():
-        assert f"<th>{metric}<small>{unit}</small></th>" in table
+        header = rf"<th [^>]*>{metric}<small>{re.escape(unit)}</small><small>[^<]+</small></th>"
+        assert re.search(header, table)
+    assert "ssim_first<small>index (-1..1, 1 = identical)</small><small>higher is better</small>" in table
+    assert "warp_error<small>0..1</small><small>lower is better</small>" in table
     plots = re.findall(r'<svg class="plot"[^>]*data-metric="(\w+)" data-param="(\w+)"', page)
     assert sorted(plots) == sorted((metric, "motion_bucket_id") for metric in METRIC_UNITS)
     assert (
@@ -67,6 +72,20 @@ def test_report_is_self_contained_with_videos_table_and_plots(sweep):
     for source in sources:
         video = (index.parent / source).resolve()
         assert video.is_file() and video.is_relative_to(index.parent.resolve()) and video.suffix == ".mp4"
+    inputs = re.findall(r'<figure class="input"><img src="([^"]+)"', page)
+    assert len(inputs) == 2  # one per image, first in its row
+    for source in inputs:
+        with PIL.Image.open(index.parent / source) as fitted:
+            assert fitted.size == (64, 48)  # the tiny model's size, as the model saw the 80x60 photo
+    for row in re.findall(r'<div class="grid">(.*?)</div>', page):
+        assert row.startswith('<figure class="input">') and row.count("<video ") == 2
+    assert page.count('data-fps="7" data-frames="4"') == 4
+    for control in ('id="play"', 'id="back"', 'id="forward"', 'id="speed"', 'id="frame"'):
+        assert control in page
+    intro = re.search(r'<dl class="intro">.*?</dl>', page).group(0)
+    assert "Model: tiny-random" in intro and "random weights" in intro
+    assert "Swept: motion_bucket_id (60, 200)" in intro and PARAMETER_NOTES["motion_bucket_id"] in intro
+    assert "From motion_bucket_id 60 to 200: motion " in intro and "frame-0 PSNR " in intro
     again = write_report(sweep, "small")
     assert again.read_text().count("<video ") == 4 and len(list((again.parent / "videos").iterdir())) == 4
     assert not list(again.parent.parent.glob(".report*"))
@@ -116,6 +135,41 @@ def test_report_escapes_skips_unplottable_parameters_and_handles_inf_nan_and_mis
     assert "<h2>Failed jobs</h2>" in page and "boom" in page and "9 jobs: 8 done, 1 failed" in page
 
 
+def test_summary_sentences_are_computed_from_the_metrics():
+    rows = [
+        {"image": image, "motion_bucket_id": bucket, "motion_score": motion, "psnr_first": psnr}
+        for image, scale in (("a", 1.0), ("b", 3.0))
+        for bucket, motion, psnr in (
+            (20, 0.1 * scale, 25.5),
+            (120, 0.5 * scale, 25.4),
+            (240, 1.7 * scale, 24.3),
+        )
+    ]
+    (sentence,) = summary(rows, ["motion_bucket_id"], METRIC_UNITS)
+    assert sentence == (
+        "From motion_bucket_id 20 to 240: motion rises 17x (0.2 → 3.4 px/frame); "
+        "frame-0 PSNR falls by 1.2 dB (25.5 → 24.3 dB)."
+    )
+    assert change_phrase("ssim_first", 0.874, 0.87, "index") == "frame-0 SSIM stays flat (0.874 → 0.87)"
+    assert change_phrase("ssim_first", 0.874, 0.76, "index") == "frame-0 SSIM falls by 0.114 (0.874 → 0.76)"
+    assert change_phrase("warp_error", 0.015, 0.062, "0..1").startswith("warp error rises 4.13x")
+
+
+def _y_range(svg: str) -> tuple[float, float]:
+    low, high = re.search(r'data-y-low="([^"]+)" data-y-high="([^"]+)"', svg).groups()
+    return float(low), float(high)
+
+
+def test_plot_axes_do_not_make_a_flat_metric_look_like_a_trend():
+    series = {"a": {20: 25.5, 120: 25.45}, "b": {20: 25.4, 120: 25.3}}
+    flat = _plot_svg("psnr_first", "motion_bucket_id", series)
+    low, high = _y_range(flat)
+    assert high - low >= 0.2 * 25.5 and low <= 25.3 and high >= 25.5
+    assert 'class="spread"' in flat  # the range over images is marked
+    rising = _plot_svg("motion_score", "motion_bucket_id", {"a": {20: 0.08, 120: 0.6, 240: 1.7}})
+    assert _y_range(rising)[0] == 0 and 'class="spread"' not in rising
+
+
 def test_report_errors_say_what_to_do(tmp_path):
     with pytest.raises(SvdlabError, match="no experiment 'nope'.*svdlab sweep"):
         write_report(tmp_path, "nope")
@@ -157,8 +211,10 @@ def test_report_plays_in_sync_and_sorts_in_headless_chromium(sweep, tmp_path):
             page.on("pageerror", lambda error: problems.append(str(error)))
             page.on("request", lambda request: requests.append(request.url))
             page.goto(base + "index.html")
-            page.wait_for_function(
-                "[...document.querySelectorAll('video')].every(v => v.readyState >= 2)", timeout=20_000
+            page.wait_for_function(  # python's http.server has no byte ranges: the page loads them as blobs
+                "[...document.querySelectorAll('video')].every(v => v.readyState >= 2 && v.seekable.length"
+                " && v.seekable.end(0) > 0)",
+                timeout=20_000,
             )
             assert page.evaluate("[...document.querySelectorAll('video')].filter(v => !v.paused).length") == 4
             page.wait_for_function(
@@ -168,6 +224,26 @@ def test_report_plays_in_sync_and_sorts_in_headless_chromium(sweep, tmp_path):
                   return t.every(x => Math.min(Math.abs(x - t[0]), d - Math.abs(x - t[0])) < 0.15);
                 })()""",
                 timeout=10_000,
+            )
+            assert page.evaluate("[...document.images].every(i => i.complete && i.naturalWidth === 64)")
+            page.click("#play")
+            assert page.evaluate("[...document.querySelectorAll('video')].every(v => v.paused)")
+            frames = "[...document.querySelectorAll('video')].map(v => Math.floor(v.currentTime * 7 + 1e-3))"
+            page.click("#forward")
+            first = page.evaluate(frames)
+            page.click("#forward")
+            page.click("#forward")
+            third = page.evaluate(frames)
+            assert len(set(first)) == len(set(third)) == 1 and third[0] == (first[0] + 2) % 4
+            readout = f"document.getElementById('frame').textContent === 'frame {third[0] + 1} / 4'"
+            page.wait_for_function(readout)
+            page.click("#back")
+            assert set(page.evaluate(frames)) == {(third[0] - 1) % 4}
+            page.select_option("#speed", "0.25")
+            page.click("#play")
+            page.wait_for_function(
+                "[...document.querySelectorAll('video')].every(v => !v.paused && v.playbackRate === 0.25)",
+                timeout=5_000,
             )
             column = "[...document.querySelectorAll('#metrics tbody tr')].map(r => +r.cells[3].dataset.value)"
             page.click("#metrics th:nth-child(4)")
@@ -185,5 +261,5 @@ def test_report_plays_in_sync_and_sorts_in_headless_chromium(sweep, tmp_path):
         server.shutdown()
         server.server_close()
     assert problems == []
-    assert requests and all(url.startswith(base) for url in requests)
+    assert requests and all(url.removeprefix("blob:").startswith(base) for url in requests)
     assert (tmp_path / "report.png").stat().st_size > 10_000

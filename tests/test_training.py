@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import PIL.Image
@@ -257,6 +258,38 @@ def test_cli_trains_and_reports_bad_configs_in_one_line(tmp_path, dataset):
     assert "stages" in result.output and len(result.output.strip().splitlines()) == 1
 
 
+def test_a_validation_section_without_every_validates_at_the_end_and_a_finished_run_says_so(
+    tmp_path, dataset
+):
+    stages = [{"kind": "video", "steps": 2, "batch_size": 1}]
+    validation = {"count": 1, "grid": {"motion_bucket_id": [20]}, "fixed": FAST}
+    config = write_config(tmp_path, dataset, stages, validation=validation, log_every=1)
+    result = train(config, progress=False)
+    assert [report.parent.parent.name for report in result.reports] == ["run-step000002"]
+    assert result.reports[0].is_file() and not result.finished_before
+    again = CliRunner().invoke(app, ["train", config])
+    assert again.exit_code == 0, again.output
+    assert "already finished: all 2 steps were trained" in again.output and "--fresh" in again.output
+    assert "nan" not in again.output and "trained 2 steps" not in again.output
+    log = (tmp_path / "runs/run/log.jsonl").read_text().splitlines()
+    assert len(log) == 3  # two steps and one validation report, nothing more from the second call
+
+
+def test_without_a_validation_section_there_is_no_validation(tmp_path, dataset):
+    config = write_config(tmp_path, dataset, [{"kind": "video", "steps": 1, "batch_size": 1}])
+    assert load_train_config(config).validation is None
+    result = train(config, progress=False)
+    assert result.reports == [] and not (tmp_path / "runs/run/validation").exists()
+
+
+def test_the_example_lora_config_is_valid_and_fine_tunes_the_demo():
+    config = load_train_config("examples/training/lora-sprites.toml")
+    assert config.model.checkpoint == "demo" and config.lora is not None
+    assert [stage.kind for stage in config.stages] == ["video"] and config.validation.every == 0
+    header = Path("examples/training/lora-sprites.toml").read_text()
+    assert "--out sprites-64" in header and config.data.dataset == "../../sprites-64"
+
+
 def test_the_example_config_is_valid():
     config = load_train_config("examples/training/tiny-sprites.toml")
     assert [stage.kind for stage in config.stages] == ["vae", "image", "video"]
@@ -286,8 +319,10 @@ def test_sigterm_stops_after_the_step_in_flight_and_the_run_resumes(tmp_path, da
     assert train(config, progress=False).step == 30
 
 
-def test_two_processes_train_data_parallel_on_the_cpu(tmp_path, dataset):
-    stages = [{"kind": "image", "steps": 1, "batch_size": 1}, {"kind": "video", "steps": 2, "batch_size": 1}]
+def test_two_processes_train_every_stage_kind_data_parallel_on_the_cpu(tmp_path, dataset):
+    kinds = ("vae", "decoder", "image", "video", "temporal")
+    stages = [{"kind": kind, "steps": 2, "batch_size": 1, "frames": 2} for kind in kinds]  # 2: DDP checks
+    # on a stage's second step that the first gave every trained parameter a gradient
     config = write_config(tmp_path, dataset, stages, log_every=1, gradient_accumulation=2)
     environment = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "svdlab"]
@@ -295,12 +330,16 @@ def test_two_processes_train_data_parallel_on_the_cpu(tmp_path, dataset):
         [*command, "train", config, "--quiet"], env=environment, capture_output=True, timeout=300
     )
     assert done.returncode == 0, done.stderr.decode()[-2000:]
-    assert done.stdout.decode().count("trained 3 steps") == 1
+    assert done.stdout.decode().count("trained 10 steps") == 1
     logged = [json.loads(line) for line in (tmp_path / "runs/run/log.jsonl").read_text().splitlines()]
-    assert [entry["step"] for entry in logged] == [1, 2, 3]
+    assert [(entry["step"], entry["stage"]) for entry in logged] == [
+        (step, kinds[(step - 1) // 2]) for step in range(1, 11)
+    ]
     trained = load_model(tmp_path / "runs/run/model", device="cpu", dtype="float32")
     base = load_model("tiny-random", device="cpu", dtype="float32")
     assert not torch.equal(trained.unet.conv_in.weight, base.unet.conv_in.weight)
+    assert not torch.equal(trained.vae.encoder.conv_in.weight, base.vae.encoder.conv_in.weight)
+    assert not torch.equal(trained.vae.decoder.conv_out.weight, base.vae.decoder.conv_out.weight)
 
 
 class RecordingUNet(torch.nn.Module):

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import PIL.Image
 import torch
 
-from svdlab.engine.batching import BatchSizer, group_jobs, pack_key, split, uses_guidance
+from svdlab.engine.batching import BatchSizer, group_jobs, split, uses_guidance
 from svdlab.engine.conditioning import (
     LRUCache,
     clip_embeddings,
@@ -36,7 +36,6 @@ from svdlab.engine.sampler import (
 )
 
 StepEnd = Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor | None]
-UNET_SHARE = 1 / 0.84  # the UNet is about 84 % of an SVD run (svd-reference.md); the rest is decode and I/O
 
 
 @dataclass
@@ -102,15 +101,6 @@ class VideoEngine:
             )
             packs.extend(split(group, size))
         return packs
-
-    def estimate_seconds(self, packs: list[list[Job]]) -> float:
-        """Expected wall time of the packs: measured UNet calls times steps, plus decode and overhead."""
-        total = 0.0
-        for pack in packs:
-            guided = any(uses_guidance(job.params) for job in pack)
-            call = self.sizer.call_seconds(self.model, pack_key(pack[0].params), guided, len(pack))
-            total += call * pack[0].params.steps
-        return total * UNET_SHARE
 
     def run(self, jobs: Iterable[Job], on_step: Callable[[], None] | None = None) -> Iterator[VideoResult]:
         """Generate every job's video; yields each result as soon as it is decoded."""

@@ -12,6 +12,7 @@ import PIL.Image
 from svdlab.engine import Job
 from svdlab.experiments.spec import SweepSpec, expand_images, params_from
 from svdlab.media import describe_source, fit_image, load_image, source_stem
+from svdlab.media.fit import warn_if_cropped_hard
 from svdlab.media.manifest import image_info
 
 
@@ -73,6 +74,7 @@ def plan_sweep(spec: SweepSpec, model, base: Path) -> list[PlannedJob]:
                 continue
             shape = (params.width, params.height, params.fit)
             if shape not in fitted:
+                warn_if_cropped_hard(label, image.size, *shape)
                 fitted[shape] = fit_image(image, *shape)
             jobs[key] = PlannedJob(
                 key=key,

@@ -15,23 +15,35 @@ from pathlib import Path
 from urllib.parse import quote
 
 from svdlab.errors import SvdlabError
+from svdlab.experiments.explain import METRIC_NOTES, MODEL_CAVEATS, PARAMETER_NOTES, direction, summary
 from svdlab.experiments.store import Store
+from svdlab.media import fit_image, load_image
 from svdlab.media.atomic import atomic_path
+from svdlab.media.manifest import manifest_path
 from svdlab.metrics import METRIC_UNITS
+from svdlab.models.presets import PRESETS
 
 COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#17becf")
 MEAN_COLOR = "#222"
 PLOT_WIDTH, PLOT_HEIGHT, LEGEND_WIDTH = 440, 260, 150
 LEFT, RIGHT, TOP, BOTTOM = 60, 14, 30, 44
 X_PAD = 10
+MIN_SPAN_SHARE = 0.2  # a y axis spans at least 20 % of its largest value: noise must not look like a trend
+SPEEDS = (1, 0.5, 0.25, 0.1)
 
 CSS = """
 body { font: 14px/1.4 system-ui, sans-serif; margin: 24px; color: #222; background: #fafafa; }
 h1 { margin: 0 0 4px; } h2 { margin-top: 32px; border-bottom: 1px solid #ddd; }
 pre { background: #fff; border: 1px solid #ddd; padding: 8px; max-height: 320px; overflow: auto; }
 .grid { display: flex; flex-wrap: wrap; gap: 12px; }
-figure { margin: 0; background: #fff; border: 1px solid #ddd; padding: 6px; width: 240px; }
-figure video { width: 100%; display: block; background: #000; }
+figure { margin: 0; background: #fff; border: 1px solid #ddd; padding: 6px; width: 180px; }
+figure video, figure img { width: 100%; display: block; background: #000; image-rendering: auto; }
+figure.input { border-color: #888; background: #f3f3f3; }
+.intro { max-width: 60em; } .intro dt { font-weight: bold; margin-top: 6px; }
+.intro dd { margin-left: 1.5em; }
+.controls { position: sticky; top: 0; z-index: 1; background: #fafafa; padding: 6px 0; display: flex;
+  gap: 8px; align-items: center; border-bottom: 1px solid #ddd; }
+.controls button, .controls select { font: inherit; padding: 2px 10px; }
 figcaption { font-size: 12px; margin-top: 4px; }
 table { border-collapse: collapse; background: #fff; font-variant-numeric: tabular-nums; }
 th, td { border: 1px solid #ddd; padding: 3px 8px; text-align: right; }
@@ -39,7 +51,7 @@ th { cursor: pointer; background: #f0f0f0; user-select: none; vertical-align: bo
 th small { display: block; font-weight: normal; color: #666; }
 th[aria-sort="ascending"]::after { content: " \\25B2"; }
 th[aria-sort="descending"]::after { content: " \\25BC"; }
-td.text { text-align: left; }
+td.text { text-align: left; white-space: nowrap; }
 .plots { display: flex; flex-wrap: wrap; gap: 12px; }
 svg.plot { background: #fff; border: 1px solid #ddd; font-size: 11px; }
 .missing { color: #a00; }
@@ -49,6 +61,11 @@ SCRIPT = """
 (() => {
   const videos = [...document.querySelectorAll("video.job")];
   const last = new Map();
+  const playButton = document.getElementById("play");
+  const readout = document.getElementById("frame");
+  function fps(v) { return Number(v.dataset.fps) || 8; }
+  function frames(v) { return Number(v.dataset.frames) || Math.max(1, Math.round(v.duration * fps(v))); }
+  function frameOf(v) { return Math.min(frames(v) - 1, Math.floor(v.currentTime * fps(v) + 1e-3)); }
   function groups() {
     const byDuration = new Map();
     for (const v of videos) {
@@ -70,9 +87,52 @@ SCRIPT = """
         if (leader.paused !== v.paused) leader.paused ? v.pause() : v.play().catch(() => {});
       }
     }
+    if (videos.length) {
+      const lead = videos[0];
+      readout.textContent = `frame ${frameOf(lead) + 1} / ${frames(lead)}`;
+      playButton.textContent = videos.some((v) => !v.paused) ? "Pause all" : "Play all";
+    }
     requestAnimationFrame(tick);
   }
   requestAnimationFrame(tick);
+
+  // A server without byte ranges (python -m http.server) leaves videos unseekable: load them into memory.
+  function seekable(v) {
+    if (v.src.startsWith("blob:") || (v.seekable.length && v.seekable.end(0) > 0)) return;
+    fetch(v.src).then((r) => r.blob()).then((blob) => { v.src = URL.createObjectURL(blob); }).catch(() => {});
+  }
+  for (const v of videos) {
+    if (v.readyState >= 1) seekable(v);
+    else v.addEventListener("loadedmetadata", () => seekable(v), { once: true });
+  }
+
+  function pauseAll() { for (const v of videos) v.pause(); }
+  function step(by) {
+    if (!videos.length) return;
+    pauseAll();
+    const index = frameOf(videos[0]) + by;
+    for (const v of videos) {
+      const n = frames(v);
+      v.currentTime = ((((index % n) + n) % n) + 0.5) / fps(v);
+    }
+  }
+  if (playButton) {
+    playButton.addEventListener("click", () => {
+      if (videos.some((v) => !v.paused)) pauseAll();
+      else for (const v of videos) v.play().catch(() => {});
+    });
+    document.getElementById("back").addEventListener("click", () => step(-1));
+    document.getElementById("forward").addEventListener("click", () => step(1));
+    document.getElementById("speed").addEventListener("change", (event) => {
+      for (const v of videos) v.playbackRate = v.defaultPlaybackRate = Number(event.target.value);
+    });
+    document.addEventListener("keydown", (event) => {
+      if (event.target.closest("select, button")) return;
+      if (event.key === "ArrowLeft") step(-1);
+      else if (event.key === "ArrowRight") step(1);
+      else if (event.key === " ") { event.preventDefault(); playButton.click(); }
+    });
+  }
 
   function cellValue(row, index) {
     return row.cells[index].dataset.value;
@@ -184,6 +244,101 @@ def _copy_videos(rows: list[dict], runs_dir: Path, videos_dir: Path) -> dict[str
     return sources
 
 
+def _manifests(rows: list[dict], runs_dir: Path) -> dict[str, dict]:
+    """Each job's manifest (beside its video), by job key; jobs whose manifest cannot be read are left out."""
+    found = {}
+    for row in rows:
+        if not row.get("video"):
+            continue
+        path = manifest_path(runs_dir / row["video"])
+        try:
+            found[row["key"]] = {**json.loads(path.read_text(encoding="utf-8")), "_folder": path.parent}
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def _fitted_input(manifest: dict):
+    """The input image as the model saw it: the file the sweep saved, else the source fitted again (a local
+    file only; never a download), else None."""
+    image, params = manifest.get("image", {}), manifest.get("params", {})
+    if image.get("fitted_file"):
+        return manifest["_folder"] / image["fitted_file"]
+    source = Path(str(image.get("source", "")))
+    if not source.is_file() or not all(params.get(key) for key in ("width", "height", "fit")):
+        return None
+    try:
+        return fit_image(load_image(source), params["width"], params["height"], params["fit"])
+    except SvdlabError:
+        return None
+
+
+def _copy_inputs(manifests: dict[str, dict], inputs_dir: Path) -> dict[str, tuple[str, str]]:
+    """Copy each job's fitted input image into the report; map job key to (relative URL, caption)."""
+    inputs_dir.mkdir()
+    inputs: dict[str, tuple[str, str]] = {}
+    for key, manifest in manifests.items():
+        params = manifest.get("params", {})
+        shape = (params.get("width"), params.get("height"), params.get("fit"))
+        pixels = manifest.get("image", {}).get("pixels_sha256", key)
+        name = f"{pixels[:12]}-{shape[0]}x{shape[1]}-{shape[2]}.png"
+        target = inputs_dir / name
+        if not target.exists():
+            fitted = _fitted_input(manifest)
+            if fitted is None:
+                continue
+            if isinstance(fitted, Path):
+                if not fitted.is_file():
+                    continue
+                shutil.copy2(fitted, target)
+            else:
+                fitted.save(target, format="PNG")
+        inputs[key] = (f"inputs/{quote(name)}", f"input, {shape[2]} to {shape[0]}x{shape[1]}")
+    return inputs
+
+
+def _intro(experiment: dict, done: list[dict], swept: list[str], metrics: list[str]) -> str:
+    """What was swept and what it does, which model made the videos, and what the metrics say."""
+    model = experiment["model"]
+    preset = PRESETS.get(model)
+    about = f"{_e(preset.description)}. " if preset else ""
+    caveat = f"<br><b>Caveat:</b> {_e(MODEL_CAVEATS[model])}" if model in MODEL_CAVEATS else ""
+    items = [f"<dt>Model: {_e(model)}</dt><dd>{about}{caveat}</dd>"]
+    for param in swept:
+        values = ", ".join(_text(value) for value in dict.fromkeys(row.get(param) for row in done))
+        note = PARAMETER_NOTES.get(param, "")
+        items.append(f"<dt>Swept: {_e(param)} ({_e(values)})</dt><dd>{_e(note)}</dd>")
+    fixed = experiment["spec"].get("fixed", {})
+    if fixed:
+        held = ", ".join(f"{key} {value}" for key, value in fixed.items())
+        items.append(f"<dt>Held fixed</dt><dd>{_e(held)}; everything else at the model's defaults.</dd>")
+    sentences = summary(done, swept, METRIC_UNITS)
+    if sentences:
+        items.append(
+            "<dt>What changed (means over images)</dt>"
+            + "".join(f"<dd>{_e(sentence)}</dd>" for sentence in sentences)
+        )
+    readings = "".join(
+        f"<li><b>{_e(metric)}</b>: {_e(METRIC_NOTES[metric].meaning)} ({_e(direction(metric))})</li>"
+        for metric in metrics
+        if metric in METRIC_NOTES
+    )
+    legend = f"<details><summary>How to read the metrics</summary><ul>{readings}</ul></details>"
+    return f'<dl class="intro">{"".join(items)}</dl>{legend if readings else ""}'
+
+
+def _controls() -> str:
+    """Buttons that drive every video at once: play or pause, a frame back or forward, and the speed."""
+    options = "".join(f'<option value="{speed}">{speed:g}x</option>' for speed in SPEEDS)
+    return (
+        '<div class="controls" id="controls"><button type="button" id="play">Pause all</button>'
+        '<button type="button" id="back" title="previous frame (left arrow)">&#9664; frame</button>'
+        '<button type="button" id="forward" title="next frame (right arrow)">frame &#9654;</button>'
+        f'<label>speed <select id="speed">{options}</select></label><span id="frame"></span>'
+        "<span>(space: play/pause)</span></div>"
+    )
+
+
 def _header(experiment: dict, rows: list[dict]) -> str:
     done = sum(row["status"] == "done" for row in rows)
     failed = len(rows) - done
@@ -196,16 +351,29 @@ def _header(experiment: dict, rows: list[dict]) -> str:
     )
 
 
-def _grids(done: list[dict], swept: list[str], sources: dict[str, str]) -> str:
-    parts = ["<h2>Videos</h2>"]
+def _grids(
+    done: list[dict], swept: list[str], sources: dict[str, str], inputs: dict, manifests: dict[str, dict]
+) -> str:
+    parts = ["<h2>Videos</h2>", _controls()]
     for image in dict.fromkeys(row["image"] for row in done):
-        figures = []
-        for row in (row for row in done if row["image"] == image):
+        rows = [row for row in done if row["image"] == image]
+        figures = [
+            f'<figure class="input"><img src="{_e(url)}" alt="{_e(caption)}"><figcaption>{_e(caption)}'
+            "</figcaption></figure>"
+            for url, caption in dict.fromkeys(inputs[row["key"]] for row in rows if row["key"] in inputs)
+        ]
+        for row in rows:
             label = f"{_label(row, swept)}, seed {row['seed']}"
             if row["key"] in sources:
+                params = manifests.get(row["key"], {}).get("params", {})
+                timing = "".join(
+                    f' data-{name}="{_e(params[key])}"'
+                    for name, key in (("fps", "fps"), ("frames", "num_frames"))
+                    if key in params
+                )
                 media = (
                     f'<video class="job" src="{_e(sources[row["key"]])}" autoplay loop muted playsinline '
-                    f'preload="auto" title="{_e(label)}"></video>'
+                    f'preload="auto" title="{_e(label)}"{timing}></video>'
                 )
             else:
                 media = f'<p class="missing">video missing: {_e(row.get("video"))}</p>'
@@ -218,7 +386,11 @@ def _grids(done: list[dict], swept: list[str], sources: dict[str, str]) -> str:
 
 def _table(done: list[dict], columns: list[str], metrics: list[str]) -> str:
     heads = ['<th class="text">image</th>'] + [f"<th>{_e(column)}</th>" for column in columns[1:]]
-    heads += [f"<th>{_e(metric)}<small>{_e(METRIC_UNITS[metric])}</small></th>" for metric in metrics]
+    heads += [
+        f'<th title="{_e(METRIC_NOTES[metric].meaning if metric in METRIC_NOTES else metric)}">{_e(metric)}'
+        f"<small>{_e(METRIC_UNITS[metric])}</small><small>{_e(direction(metric))}</small></th>"
+        for metric in metrics
+    ]
     body = []
     for row in done:
         cells = [
@@ -231,7 +403,8 @@ def _table(done: list[dict], columns: list[str], metrics: list[str]) -> str:
             cells.append(f'<td{text_class} data-value="{_e(_data_value(value))}">{_e(_text(value))}</td>')
         body.append(f"<tr>{''.join(cells)}</tr>")
     return (
-        '<h2>Metrics</h2><p>Click a column header to sort.</p><table class="sortable" id="metrics">'
+        "<h2>Metrics</h2><p>Click a column header to sort; each says which direction is better.</p>"
+        '<table class="sortable" id="metrics">'
         f"<thead><tr>{''.join(heads)}</tr></thead><tbody>{''.join(body)}</tbody></table>"
     )
 
@@ -266,14 +439,35 @@ def _mean(values: list[float]) -> float | None:
     return sum(finite) / len(finite) if finite else None
 
 
+def _honest_range(low: float, high: float) -> tuple[float, float]:
+    """A y range that shows the values as they are: from zero where zero is near, and at least a fifth of
+    the largest value wide, so that a flat metric looks flat rather than like a trend."""
+    if 0 <= low <= high - low:
+        low = 0.0
+    span = max(high - low, MIN_SPAN_SHARE * max(abs(low), abs(high))) or 1.0
+    if high - low < span:
+        middle = (low + high) / 2
+        floor = 0.0 if low >= 0 else -math.inf
+        low = max(floor, middle - span / 2)
+        high = low + span
+    return low, high
+
+
+def _spread(series: dict[str, dict[float, float]], xs: list[float]) -> list[tuple[float, float, float]]:
+    """(x, lowest, highest) over the series at each x that more than one series has."""
+    bands = []
+    for x in xs:
+        values = [points[x] for points in series.values() if x in points]
+        if len(values) > 1:
+            bands.append((x, min(values), max(values)))
+    return bands
+
+
 def _plot_svg(metric: str, param: str, series: dict[str, dict[float, float]]) -> str:
     """A line plot of one metric against one parameter: a line per image and a thick mean line."""
     xs = sorted({x for points in series.values() for x in points})
     ys = [y for points in series.values() for y in points.values()]
-    y_low, y_high = min(ys), max(ys)
-    if y_low == y_high:
-        pad = abs(y_low) * 0.05 or 1.0
-        y_low, y_high = y_low - pad, y_high + pad
+    y_low, y_high = _honest_range(min(ys), max(ys))
     y_ticks = _ticks(y_low, y_high)
     y_low, y_high = min(y_ticks[0], y_low), max(y_ticks[-1], y_high)
     x_ticks = xs if len(xs) <= 8 else _ticks(xs[0], xs[-1])
@@ -293,10 +487,17 @@ def _plot_svg(metric: str, param: str, series: dict[str, dict[float, float]]) ->
     parts = [
         f'<svg class="plot" width="{PLOT_WIDTH + LEGEND_WIDTH}" '
         f'height="{max(PLOT_HEIGHT, TOP + 18 * len(lines))}" role="img" '
-        f'data-metric="{_e(metric)}" data-param="{_e(param)}">',
+        f'data-metric="{_e(metric)}" data-param="{_e(param)}" '
+        f'data-y-low="{y_low:g}" data-y-high="{y_high:g}">',
         f'<text x="{LEFT}" y="18" font-size="13" font-weight="bold">{_e(metric)} vs {_e(param)}</text>',
         f'<rect x="{LEFT}" y="{TOP}" width="{inner_w}" height="{inner_h}" fill="none" stroke="#999"/>',
     ]
+    bands = _spread(series, xs)
+    if len(bands) > 1:
+        upper = [(px(x), py(high)) for x, _, high in bands]
+        edge = upper + [(px(x), py(low)) for x, low, _ in reversed(bands)]
+        points = " ".join(f"{x:.1f},{y:.1f}" for x, y in edge)
+        parts.append(f'<polygon class="spread" points="{points}" fill="#888" fill-opacity="0.18"/>')
     for tick in y_ticks:
         y = py(tick)
         parts.append(f'<line x1="{LEFT}" x2="{LEFT + inner_w}" y1="{y:.1f}" y2="{y:.1f}" stroke="#eee"/>')
@@ -358,12 +559,14 @@ def _plots(done: list[dict], swept: list[str], metrics: list[str]) -> str:
         return ""
     return (
         "<h2>Plots</h2><p>Each line is one image (other swept parameters averaged); the thick line is the"
-        " mean over images. Infinite and missing values are left out.</p>"
+        " mean over images and the grey band their range. Axes start at zero where zero is near and span at"
+        " least a fifth of the largest value, so a flat metric looks flat. Infinite and missing values are"
+        " left out.</p>"
         f'<div class="plots">{"".join(plots)}</div>'
     )
 
 
-def _page(experiment: dict, rows: list[dict], sources: dict[str, str]) -> str:
+def _page(experiment: dict, rows: list[dict], sources: dict[str, str], inputs: dict, manifests: dict) -> str:
     swept = [param for param in experiment["spec"].get("grid", {}) if any(param in row for row in rows)]
     done = sorted(
         (row for row in rows if row["status"] == "done"),
@@ -376,7 +579,8 @@ def _page(experiment: dict, rows: list[dict], sources: dict[str, str]) -> str:
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1"><link rel="icon" href="data:,">'
         f"<title>{title}</title><style>{CSS}</style></head><body>"
-        f"{_header(experiment, rows)}{_grids(done, swept, sources)}{_table(done, columns, metrics)}"
+        f"{_header(experiment, rows)}{_intro(experiment, done, swept, metrics)}"
+        f"{_grids(done, swept, sources, inputs, manifests)}{_table(done, columns, metrics)}"
         f"{_plots(done, swept, metrics)}{_failures(rows, swept)}"
         f"<script>{SCRIPT}</script></body></html>\n"
     )
@@ -389,6 +593,10 @@ def write_report(runs_dir: str | Path, name: str) -> Path:
     report_dir = runs_dir / name / "report"
     with atomic_path(report_dir) as temp:
         temp.mkdir()
-        sources = _copy_videos([row for row in rows if row["status"] == "done"], runs_dir, temp / "videos")
-        (temp / "index.html").write_text(_page(experiment, rows, sources), encoding="utf-8")
+        done = [row for row in rows if row["status"] == "done"]
+        sources = _copy_videos(done, runs_dir, temp / "videos")
+        manifests = _manifests(done, runs_dir)
+        inputs = _copy_inputs(manifests, temp / "inputs")
+        page = _page(experiment, rows, sources, inputs, manifests)
+        (temp / "index.html").write_text(page, encoding="utf-8")
     return report_dir / "index.html"

@@ -20,13 +20,14 @@ from svdlab.experiments.spec import SweepSpec, load_spec
 from svdlab.experiments.store import Store
 from svdlab.experiments.trackers import TrackedVideo, make_trackers
 from svdlab.hashing import update_from_file
-from svdlab.media import frames_to_uint8
+from svdlab.media import atomic_path, frames_to_uint8
 from svdlab.media.atomic import check_writable, remove_stale_temps
-from svdlab.media.manifest import build_manifest, output_info, save_video, video_path
+from svdlab.media.manifest import build_manifest, manifest_path, output_info, save_video, video_path
 from svdlab.metrics import measure_video
 from svdlab.models import load_model
 from svdlab.progress import generation_progress
 
+FITTED_INPUTS = "inputs"
 MEMORY_HINT = "run the sweep again to resume; to use less memory set decode_chunk_size in [fixed]"
 
 
@@ -52,12 +53,16 @@ class Sweep:
 
 
 def open_sweep(
-    spec_path: str | Path, runs_dir: str | Path = "runs", fresh: bool = False, batch_size: int | None = None
+    spec_path: str | Path,
+    runs_dir: str | Path = "runs",
+    fresh: bool = False,
+    batch_size: int | None = None,
+    model: str | None = None,
 ) -> Sweep:
-    """Load the spec and model, plan the jobs, and find which are not finished yet; a runs folder that
-    cannot be written fails here, before the model loads."""
+    """Load the spec and model (`model`, when given, instead of the spec's), plan the jobs, and find which are
+    not finished yet; a runs folder that cannot be written fails here, before the model loads."""
     spec_path = Path(spec_path)
-    spec = load_spec(spec_path)
+    spec = load_spec(spec_path, model)
     check_writable(runs_dir)
     return sweep_for_model(spec, load_model(spec.model), spec_path.parent, runs_dir, fresh, batch_size)
 
@@ -145,8 +150,9 @@ def _finish(sweep: Sweep, result) -> TrackedVideo:
     job: PlannedJob = result.job.tag
     format = sweep.spec.outputs.format
     target = video_path(sweep.folder, f"{job.stem}-{job.key}", format)
+    image = {**job.info, "fitted_file": _save_fitted_input(sweep.folder, job)}
     manifest = build_manifest(
-        sweep.model, job.params, job.info, result.timings, output_info(job.params, format, target)
+        sweep.model, job.params, image, result.timings, output_info(job.params, format, target)
     )
     pixels = frames_to_uint8(result.frames)  # once, for both the metrics and the encoder
     metrics = measure_video(pixels, job.image)
@@ -156,11 +162,24 @@ def _finish(sweep: Sweep, result) -> TrackedVideo:
     path = save_video(pixels, job.params.fps, format, target, manifest)
     video = {
         "path": str(path.relative_to(sweep.store.runs_dir)),
-        "manifest": str(path.with_suffix(".json").relative_to(sweep.store.runs_dir)),
+        "manifest": str(manifest_path(path).relative_to(sweep.store.runs_dir)),
         "sha256": _content_sha256(path),
     }
     sweep.store.record_done(sweep.spec.name, job, manifest, video, metrics)
     return TrackedVideo(job.source, job.swept, job.params.model_dump(), path, metrics)
+
+
+def _save_fitted_input(folder: Path, job: PlannedJob) -> str:
+    """Write the job's input image as the model saw it (fitted to size) once per image and shape, for the
+    report; return its path relative to the experiment folder."""
+    params = job.params
+    shape = f"{params.width}x{params.height}-{params.fit}"
+    name = f"{FITTED_INPUTS}/{job.stem}-{job.info['pixels_sha256'][:12]}-{shape}.png"
+    target = folder / name
+    if not target.is_file():
+        with atomic_path(target) as temp:  # a failed write raises OutputError naming the file
+            job.image.save(temp, format="PNG")
+    return name
 
 
 def _content_sha256(path: Path) -> str:

@@ -114,9 +114,11 @@ def params_from(**values: Any) -> GenerationParams:
     return make_params(**values)
 
 
-def load_spec(path: str | Path) -> SweepSpec:
-    """Read and validate a sweep spec; a mistake raises InvalidParameterError naming the key."""
-    return load_toml(path, SweepSpec, "sweep spec")
+def load_spec(path: str | Path, model: str | None = None) -> SweepSpec:
+    """Read and validate a sweep spec (with `model` instead of its own, when given); a mistake raises
+    InvalidParameterError naming the key."""
+    spec = load_toml(path, SweepSpec, "sweep spec")
+    return spec if model is None else spec.model_copy(update={"model": model})
 
 
 def expand_images(spec: SweepSpec, base: Path) -> list[str]:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
+
 import PIL.Image
 
-from svdlab.errors import InvalidParameterError
+from svdlab.errors import InvalidParameterError, SvdlabWarning
 
 FIT_MODES = ("crop", "pad", "stretch")
+CROP_NOTICE_SHARE = 0.25  # cropping away more than this share of an image's area earns a warning
 LANCZOS = PIL.Image.Resampling.LANCZOS
 
 
@@ -30,6 +33,21 @@ def fit_image(image: PIL.Image.Image, width: int, height: int, mode: str = "crop
     canvas = PIL.Image.new(image.mode, (width, height))
     canvas.paste(image.resize(inner, LANCZOS), ((width - inner[0]) // 2, (height - inner[1]) // 2))
     return canvas
+
+
+def warn_if_cropped_hard(name: str, size: tuple[int, int], width: int, height: int, mode: str) -> None:
+    """Warn when crop mode cuts away more than a quarter of an image to reach width x height."""
+    if mode != "crop":
+        return
+    left, top, right, bottom = _centre_box(size, width, height)
+    cut = 1 - (right - left) * (bottom - top) / (size[0] * size[1])
+    if cut > CROP_NOTICE_SHARE:
+        warnings.warn(
+            f"{name}: --fit crop cuts away {cut:.0%} of the image to reach {width}x{height}; "
+            "--fit pad keeps all of it",
+            SvdlabWarning,
+            stacklevel=2,
+        )
 
 
 def _centre_box(size: tuple[int, int], width: int, height: int) -> tuple[float, float, float, float]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import platform
 from datetime import datetime, timezone
 from importlib import metadata
@@ -12,6 +13,8 @@ from svdlab.media.atomic import remove_path, write_json_atomic
 from svdlab.media.export import write_video
 
 PACKAGES = ("svdlab", "diffusers", "transformers", "torch", "accelerate")
+MODEL_KEYS_THAT_SHAPE_FRAMES = ("source", "location", "revision", "weights_sha256", "dtype")
+SETTINGS_HASH_LENGTH = 8
 
 
 def versions() -> dict[str, str]:
@@ -55,6 +58,24 @@ def video_path(folder: Path, name: str, format: str) -> Path:
     return folder / (f"{name}_frames" if format == "png" else f"{name}.{format}")
 
 
+def manifest_path(video: Path) -> Path:
+    """The manifest beside a video: its name with .json for a file, the folder's name + .json for PNGs."""
+    return video.with_name(f"{video.name}.json") if video.is_dir() else video.with_suffix(".json")
+
+
+def settings_hash(manifest: dict) -> str:
+    """A short hash of everything in a manifest that shapes the frames: model, dtype, LoRA and parameters."""
+    model = {key: manifest["model"].get(key) for key in MODEL_KEYS_THAT_SHAPE_FRAMES}
+    lora = manifest.get("lora")
+    payload = {
+        "model": model,
+        "lora": {"sha256": lora["sha256"], "scale": lora["scale"]} if lora else None,
+        "params": manifest["params"],
+    }
+    text = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:SETTINGS_HASH_LENGTH]
+
+
 def output_info(params, format: str, target: Path | None) -> dict:
     """The manifest's description of the video file."""
     info = {
@@ -74,7 +95,7 @@ def save_video(frames, fps: int, format: str, target: Path, manifest: dict) -> P
     manifest cannot be written is removed again, so no video stands without its manifest."""
     path = write_video(frames, target, fps=fps, format=format)
     try:
-        write_json_atomic(path.with_suffix(".json"), manifest)
+        write_json_atomic(manifest_path(path), manifest)
     except BaseException:
         remove_path(path)
         raise

@@ -14,6 +14,7 @@ from diffusers.utils import logging as diffusers_logging
 
 from svdlab.errors import InvalidParameterError, ModelNotAvailableError
 from svdlab.hashing import update_from_file
+from svdlab.models.advice import hub_failure_message
 from svdlab.models.memory import OFFLOAD_MODES, enable_forward_chunking, remove_offload
 from svdlab.models.memory import offload as memory_offload
 from svdlab.models.presets import PRESETS, REPO_TO_PRESET, SHIPPED_MODELS, ModelPreset, preset_for_config
@@ -92,18 +93,14 @@ class SVDModel:
 
     def weights_sha256(self) -> str:
         """SHA-256 of the weights: over the folder's weight files, or over the tensors of a built-in model."""
-        if self._weights_sha256 is None:
+        if self._weights_sha256 is None and self.source in ("local", "shipped"):
+            self._weights_sha256 = folder_weights_sha256(self.location)
+        elif self._weights_sha256 is None:
             digest = hashlib.sha256()
-            if self.source in ("local", "shipped"):
-                for path in sorted(Path(self.location).glob("*/*")):
-                    if path.name.endswith(SAFE_WEIGHTS + PICKLE_WEIGHTS):
-                        digest.update(path.relative_to(self.location).as_posix().encode())
-                        update_from_file(digest, path)
-            else:
-                for part in ("unet", "vae", "image_encoder"):
-                    for key, tensor in sorted(getattr(self, part).state_dict().items()):
-                        digest.update(f"{part}.{key}".encode())
-                        digest.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+            for part in ("unet", "vae", "image_encoder"):
+                for key, tensor in sorted(getattr(self, part).state_dict().items()):
+                    digest.update(f"{part}.{key}".encode())
+                    digest.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
             self._weights_sha256 = digest.hexdigest()
         return self._weights_sha256
 
@@ -120,6 +117,16 @@ class SVDModel:
         identity["dtype"] = str(self.dtype).removeprefix("torch.")
         identity["device"] = str(self.device)
         return identity
+
+
+def folder_weights_sha256(folder: str | Path) -> str:
+    """SHA-256 over a diffusers folder's weight files (their paths and bytes), without loading them."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(folder).glob("*/*")):
+        if path.name.endswith(SAFE_WEIGHTS + PICKLE_WEIGHTS):
+            digest.update(path.relative_to(folder).as_posix().encode())
+            update_from_file(digest, path)
+    return digest.hexdigest()
 
 
 def default_device() -> torch.device:
@@ -176,13 +183,7 @@ def _download(repo_id: str, variant: str | None, allow_pickle: bool) -> Path:
             repo_id, variant=variant, use_safetensors=None if allow_pickle else True
         )
     except Exception as error:  # huggingface_hub raises many kinds; all mean "not available here"
-        text = str(error).strip()
-        reason = text.split(" (")[0].splitlines()[0] if text else type(error).__name__
-        raise ModelNotAvailableError(
-            f"cannot get {repo_id}: the model hub is unreachable or refused, and no complete copy is cached "
-            f"({reason[:120]}); offline, use a local diffusers folder (--model PATH) "
-            "or a built-in model (--model tiny-random)"
-        ) from error
+        raise ModelNotAvailableError(hub_failure_message(repo_id, error)) from error
     finally:
         diffusers_logging.set_verbosity(quiet)
     return Path(folder)

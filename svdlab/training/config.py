@@ -88,7 +88,8 @@ class LoraSection(_Section):
 
 
 class ValidationSection(_Section):
-    """A small sweep rendered with the EMA weights every `every` steps and at the end (0: never)."""
+    """A small sweep rendered with the EMA weights at the end of training, and every `every` steps when that
+    is set (0, the default: at the end only)."""
 
     every: int = Field(default=0, ge=0)
     images: list[str] = Field(default_factory=list)
@@ -119,7 +120,7 @@ class TrainConfig(_Section):
     checkpoint_every: int = Field(default=500, ge=1)
     keep_checkpoints: int = Field(default=2, ge=1)
     log_every: int = Field(default=10, ge=1)
-    validation: ValidationSection = Field(default_factory=ValidationSection)
+    validation: ValidationSection | None = None  # no [validation] section: no validation
     trackers: TrackersSpec = Field(default_factory=TrackersSpec)
 
     @model_validator(mode="after")
@@ -128,10 +129,11 @@ class TrainConfig(_Section):
             raise ValueError(
                 "a LoRA run trains the UNet only: remove the vae and decoder stages or the [lora] section"
             )
-        for key, values in self.validation.grid.items():
-            for value in values:
-                params_from(**{key: value})
-        params_from(**self.validation.fixed)
+        if self.validation is not None:
+            for key, values in self.validation.grid.items():
+                for value in values:
+                    params_from(**{key: value})
+            params_from(**self.validation.fixed)
         return self
 
     @property

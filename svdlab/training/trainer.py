@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
+from accelerate.utils import DistributedDataParallelKwargs
 from diffusers.training_utils import EMAModel
 
 from svdlab.engine.conditioning import vae_latents
@@ -39,7 +40,7 @@ LORA_FILE = "lora.safetensors"
 @dataclass
 class TrainResult:
     """What a call to train did: the run folder, the step reached, what it wrote and its losses (and, on
-    the main process, its validation reports)."""
+    the main process, its validation reports); `finished_before` when the run was already complete."""
 
     run_dir: Path
     step: int
@@ -47,6 +48,7 @@ class TrainResult:
     losses: list[float] = field(default_factory=list)
     reports: list[Path] = field(default_factory=list)
     main_process: bool = True
+    finished_before: bool = False  # the run had already trained every step: nothing was done
 
 
 def train(
@@ -77,7 +79,12 @@ class Trainer:
         if fresh:
             shutil.rmtree(self.run_dir, ignore_errors=True)
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.accelerator = Accelerator(mixed_precision=config.mixed_precision)
+        # find_unused_parameters: some layers never reach a stage's loss (with one layer per block,
+        # diffusers' temporal decoder skips its mid-block attention), which plain DDP refuses on step 2
+        self.accelerator = Accelerator(
+            mixed_precision=config.mixed_precision,
+            kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
+        )
         self.dataset = ClipDataset(resolve_path(config_path, config.data.dataset))
         self.model = build_model(config.model, lambda value: resolve_path(config_path, value), config.seed)
         self.model.source, self.model.location = "training", str(self.run_dir)
@@ -173,14 +180,20 @@ class Trainer:
         """Train from the last checkpoint to the end; save the result; validate as configured."""
         self.resume()
         config, accelerator = self.config, self.accelerator
+        target = self.output_path
+        if self.step >= config.total_steps and target.exists():
+            return TrainResult(
+                self.run_dir,
+                self.step,
+                target,
+                main_process=accelerator.is_main_process,
+                finished_before=True,
+            )
         log = TrainingLog(
             self.run_dir, config.name, config.model_dump(), config.trackers.wandb, accelerator.is_main_process
         )
-        images = (
-            validation_images(config, self.config_path, self.dataset, self.run_dir)
-            if config.validation.every
-            else []
-        )
+        validation = config.validation
+        images = validation_images(config, self.config_path, self.dataset, self.run_dir) if validation else []
         result = TrainResult(self.run_dir, self.step, self.run_dir, main_process=accelerator.is_main_process)
         show = progress and accelerator.is_main_process
         try:
@@ -191,8 +204,8 @@ class Trainer:
                         on_step(self.step, loss)
                     if stop.requested:
                         raise KeyboardInterrupt
-            if config.validation.every and result.losses and self.step % config.validation.every:
-                self._validate(images, log, result)
+            if validation and result.losses and (not validation.every or self.step % validation.every):
+                self._validate(images, log, result)  # at the end, unless the last step just did
             result.step, result.output = self.step, self._write_result()
         except KeyboardInterrupt:
             if self.step > self.saved_step:
@@ -221,7 +234,7 @@ class Trainer:
             self._finish_stage(stage)
         if self.step % config.checkpoint_every == 0 or local + 1 == stage.steps:
             self._save()
-        if config.validation.every and self.step % config.validation.every == 0:
+        if config.validation and config.validation.every and self.step % config.validation.every == 0:
             self._validate(images, log, result)
         return loss
 
@@ -387,9 +400,14 @@ class Trainer:
             result.reports.append(report)
         self.accelerator.wait_for_everyone()
 
+    @property
+    def output_path(self) -> Path:
+        """Where the result goes: the model folder, or the LoRA file of a LoRA run."""
+        return self.run_dir / (LORA_FILE if self.config.lora is not None else MODEL_FOLDER)
+
     def _write_result(self) -> Path:
         """The trained model folder (EMA weights), or the LoRA file of a LoRA run."""
-        target = self.run_dir / (LORA_FILE if self.config.lora is not None else MODEL_FOLDER)
+        target = self.output_path
         if self.accelerator.is_main_process:
             self.model.unet.eval()
             self.model.vae.eval()
