@@ -47,7 +47,7 @@ def test_markup_in_names_is_printed_literally_in_results_warnings_and_tables(tmp
         app, ["generate", f"{STYLED}.png", "--steps", "2", "--fps", "40", "--out", CLOSING, "--quiet"]
     )
     assert result.exit_code == 0, result.output
-    assert f"{STYLED}.png -> {CLOSING}/c_bold_red_x_mb127_aug0.02_fps40_seed42.mp4" in result.output
+    assert f"{STYLED}.png -> {CLOSING}/c_bold_red_x_demo_mb127_aug0.02_fps40_seed42_" in result.output
     assert "warning: fps=40 is outside 5..30" in result.output
 
     store = Store("runs")

@@ -216,7 +216,9 @@ def test_report_plays_in_sync_and_sorts_in_headless_chromium(sweep, tmp_path):
                 " && v.seekable.end(0) > 0)",
                 timeout=20_000,
             )
-            assert page.evaluate("[...document.querySelectorAll('video')].filter(v => !v.paused).length") == 4
+            playing = "[...document.querySelectorAll('video')].filter(v => !v.paused).length"
+            page.wait_for_function(f"{playing} == 4", timeout=20_000)  # blobs start as they arrive
+            assert page.evaluate(playing) == 4
             page.wait_for_function(
                 """(() => {
                   const t = [...document.querySelectorAll('video')].map(v => v.currentTime);
