@@ -20,25 +20,14 @@ from svdlab.api import generate
 from svdlab.media import frames_to_uint8
 from svdlab.metrics import measure_video
 from svdlab.models import load_model
-from svdlab.training.synthetic import SceneRanges, render_sprite_clip
-from svdlab.training.tracking import follows_the_truth, track_sprites
+from svdlab.training.synthetic import SceneRanges
+from svdlab.training.tracking import track_sprites, trackable_scenes
 
 BUCKETS = (20, 60, 120, 180, 240)
 NOISE_LEVELS = (0.02, 0.1, 0.2, 0.4)
 # the scenes the next demo trains on (issue 14: one or two sprites, at most 0.05 widths a frame), solid
 SOLID_SPRITES = SceneRanges(2, max_speed=0.05, max_pan=0.04, pan_probability=0.3, fills=("solid",))
 FIRST_SEED = 91_000
-
-
-def tracked_scenes(count: int):
-    """The first `count` held-out scenes from FIRST_SEED on whose truth the tracker follows."""
-    scenes, seed = [], FIRST_SEED
-    while len(scenes) < count:
-        clip = render_sprite_clip(seed, width=64, height=64, frames=8, ranges=SOLID_SPRITES)
-        if follows_the_truth(clip):
-            scenes.append(clip)
-        seed += 1
-    return scenes
 
 
 def bucket_row(model, scenes, bucket: int) -> dict[str, float]:
@@ -87,7 +76,7 @@ def main() -> None:
     args = parser.parse_args()
     started = time.perf_counter()
     model = load_model(args.model, device="cpu", dtype="float32")
-    scenes = tracked_scenes(args.scenes)
+    scenes = trackable_scenes(SOLID_SPRITES, args.scenes, FIRST_SEED)
     sprites = sum(len(clip.speeds) for clip in scenes)
     print(f"{args.model}: {len(scenes)} scenes (seeds {[clip.seed for clip in scenes]}), {sprites} sprites")
     print_table("By motion bucket", "bucket", {b: bucket_row(model, scenes, b) for b in BUCKETS})

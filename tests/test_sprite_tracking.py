@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from svdlab.training.synthetic import SceneRanges, render_sprite_clip
-from svdlab.training.tracking import follows_the_truth, track_sprite, track_sprites
+from svdlab.training.tracking import follows_the_truth, track_sprite, track_sprites, trackable_scenes
 
 SOLID = SceneRanges(max_sprites=2, max_speed=0.05, fills=("solid",))
 
@@ -54,3 +54,11 @@ def test_labels_mark_each_visible_sprite():
     assert set(np.unique(clip.labels)) == {0, 1, 2}
     alone = render_sprite_clip(90_002, ranges=SOLID, sprites=0)
     assert not alone.labels.any()
+
+
+def test_trackable_scenes_are_the_first_the_tracker_follows():
+    scenes = trackable_scenes(SOLID, 3, first_seed=90_000)
+    assert len(scenes) == 3 and all(follows_the_truth(clip) for clip in scenes)
+    seeds = [clip.seed for clip in scenes]
+    skipped = [seed for seed in range(90_000, seeds[-1]) if seed not in seeds]
+    assert all(not follows_the_truth(render_sprite_clip(seed, ranges=SOLID)) for seed in skipped)

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 if TYPE_CHECKING:
-    from svdlab.training.synthetic import SpriteClip
+    from svdlab.training.synthetic import SceneRanges, SpriteClip
 
 TOLERANCE_FLOOR = 24.0
 SEARCH_RADIUS = 8
@@ -104,6 +104,19 @@ def follows_the_truth(clip: SpriteClip) -> bool:
         if np.abs(track.areas - areas).max() >= 0.15 * areas[0]:
             return False
     return True
+
+
+def trackable_scenes(ranges: SceneRanges, count: int, first_seed: int) -> list[SpriteClip]:
+    """The first `count` 64x64, 8-frame scenes from `first_seed` on whose truth the tracker follows."""
+    from svdlab.training.synthetic import render_sprite_clip
+
+    scenes, seed = [], first_seed
+    while len(scenes) < count:
+        clip = render_sprite_clip(seed, width=64, height=64, frames=8, ranges=ranges)
+        if follows_the_truth(clip):
+            scenes.append(clip)
+        seed += 1
+    return scenes
 
 
 def _track(centres: list, areas: list, edges: list, lost: bool, frames: int) -> Track:
