@@ -34,10 +34,6 @@ class Track:
     at_edge: np.ndarray
     lost: bool
 
-    def step_lengths(self) -> np.ndarray:
-        """Distance in px the centroid travels from each frame to the next."""
-        return np.linalg.norm(np.diff(self.centres, axis=0), axis=1)
-
     def displacement_per_frame(self) -> float:
         """Distance from the first to the last centroid over the number of steps, in px/frame."""
         return float(np.linalg.norm(self.centres[-1] - self.centres[0]) / (len(self.centres) - 1))
