@@ -3,6 +3,7 @@ exit 2, keep what was finished, and a re-run finishes the rest; stale temp files
 
 import errno
 import functools
+import re
 import sqlite3
 import subprocess
 import sys
@@ -17,6 +18,10 @@ from svdlab.experiments.store import Store
 from svdlab.media.atomic import check_writable, remove_stale_temps
 from tests.conftest import make_image
 
+# generate's file name for the demo at its defaults: image, model, settings, then a hash of every setting
+GENERATED_NAME = re.compile(
+    r"(?P<image>\w+?)_demo_mb127_aug0\.02_fps8_seed42_[0-9a-f]{8}\.(?P<suffix>json|mp4)"
+)
 SPEC = """
 name = "full"
 model = "tiny-random"
@@ -123,6 +128,15 @@ def test_a_disk_that_fills_mid_sweep_is_one_line_and_a_rerun_finishes(
     assert not [path for path in runs.rglob("*") if ".tmp-" in path.name]
 
 
+def made_files(folder: Path) -> list[tuple[str, str]]:
+    """(image stem, suffix) of every file in `folder`, each checked to be generate's name for the demo at
+    its defaults and 2 steps; a temp file or anything else fails the check."""
+    names = sorted(path.name for path in folder.iterdir())
+    matches = [GENERATED_NAME.fullmatch(name) for name in names]
+    assert all(matches), names
+    return [(match["image"], match["suffix"]) for match in matches]
+
+
 @pytest.mark.parametrize("point", [".mp4", ".json"])
 def test_a_disk_that_fills_during_generate_keeps_the_finished_videos(tmp_path, monkeypatch, point):
     images = []
@@ -137,10 +151,8 @@ def test_a_disk_that_fills_during_generate_keeps_the_finished_videos(tmp_path, m
     )
     line = one_error_line(result)
     assert f"error: cannot write {out / 'photo1_'}" in line and "the disk is full" in line
-    assert sorted(path.name for path in out.iterdir()) == [
-        "photo0_mb127_aug0.02_fps8_seed42.json",
-        "photo0_mb127_aug0.02_fps8_seed42.mp4",
-    ]  # the first video with its manifest; the second video is gone with its manifest, and no temp files
+    assert made_files(out) == [("photo0", "json"), ("photo0", "mp4")]
+    # the first video with its manifest; the second video is gone with its manifest, and no temp files
 
 
 @pytest.mark.parametrize(
@@ -162,11 +174,12 @@ def test_read_only_and_permission_failures_are_one_line(tmp_path, monkeypatch, c
 
 def test_a_folder_in_the_way_of_a_video_is_one_line_and_leaves_no_lone_video(tmp_path):
     make_image(0).save(tmp_path / "photo.png")
+    args = ["generate", str(tmp_path / "photo.png"), "--steps", "2", "--quiet"]
+    assert CliRunner().invoke(app, [*args, "--out", str(tmp_path / "probe")]).exit_code == 0
+    manifest = next((tmp_path / "probe").glob("*.json")).name  # the name the same settings write
     out = tmp_path / "out"
-    (out / "photo_mb127_aug0.02_fps8_seed42.json").mkdir(parents=True)  # where the manifest goes
-    result = CliRunner().invoke(
-        app, ["generate", str(tmp_path / "photo.png"), "--out", str(out), "--steps", "2", "--quiet"]
-    )
+    (out / manifest).mkdir(parents=True)  # where the manifest goes
+    result = CliRunner().invoke(app, [*args, "--out", str(out)])
     assert "a folder is in the way" in one_error_line(result)
     assert not list(out.glob("*.mp4")) and not [path for path in out.iterdir() if ".tmp-" in path.name]
 
@@ -243,16 +256,13 @@ def test_generate_removes_what_a_killed_generate_left_in_its_folder(tmp_path):
     make_image(0).save(tmp_path / "photo.png")
     out = tmp_path / "out"
     out.mkdir()
-    stale = out / f".photo_mb127_aug0.02_fps8_seed42.tmp-{dead_pid()}-0123abcd.mp4"
+    stale = out / f".photo_demo_mb127_aug0.02_fps8_seed42_0123abcd.tmp-{dead_pid()}-0123abcd.mp4"
     stale.write_bytes(b"half a video")
     result = CliRunner().invoke(
         app, ["generate", str(tmp_path / "photo.png"), "--out", str(out), "--steps", "2", "--quiet"]
     )
     assert result.exit_code == 0, result.output
-    assert sorted(path.name for path in out.iterdir()) == [
-        "photo_mb127_aug0.02_fps8_seed42.json",
-        "photo_mb127_aug0.02_fps8_seed42.mp4",
-    ]
+    assert made_files(out) == [("photo", "json"), ("photo", "mp4")]
 
 
 @pytest.mark.parametrize("command", [["runs", "list"], ["runs", "show", "x"], ["report", "x"]])
