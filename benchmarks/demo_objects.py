@@ -3,9 +3,10 @@
 On held-out synthetic scenes of one or two solid sprites (seeds 91000 on, kept where the tracker follows
 the rendered truth), each video of each bucket is measured: the sprites' tracked displacement (px/frame),
 the smallest share of its frame-0 area a sprite keeps, how many are lost, the dissolution and motion
-score; then frame-0 fidelity and motion over noise_aug_strength. Run from the repository root:
+score; then frame-0 fidelity and motion over noise_aug_strength. `--sheet` also writes a contact sheet:
+the first scene's input and frames (columns) at each bucket (rows). Run from the repository root:
 
-    python benchmarks/demo_objects.py [--model demo] [--scenes 6]
+    python benchmarks/demo_objects.py [--model demo] [--scenes 6] [--sheet docs/demo-sheet.png]
 """
 
 from __future__ import annotations
@@ -59,6 +60,21 @@ def noise_row(model, scenes, level: float) -> dict[str, float]:
     return {key: float(np.mean([m[key] for m in metrics])) for key in keys}
 
 
+def contact_sheet(model, clip, path: str, zoom: int = 2, gap: int = 2) -> None:
+    """One scene's input, then its frames at each bucket, one row per bucket, as a PNG."""
+    image = PIL.Image.fromarray(clip.frames[0])
+    rows = [frames_to_uint8(generate([image], model, motion_bucket_id=b)[0].frames) for b in BUCKETS]
+    height, width = rows[0].shape[1:3]
+    columns = 1 + len(rows[0])
+    sheet = np.full((len(rows) * (height + gap) - gap, columns * (width + gap) - gap, 3), 255, dtype=np.uint8)
+    for row, frames in enumerate(rows):
+        for column, frame in enumerate([clip.frames[0], *frames]):
+            top, left = row * (height + gap), column * (width + gap)
+            sheet[top : top + height, left : left + width] = frame
+    picture = PIL.Image.fromarray(sheet)
+    picture.resize((picture.width * zoom, picture.height * zoom), PIL.Image.NEAREST).save(path)
+
+
 def print_table(title: str, key: str, rows: dict) -> None:
     """Rows of figures as a Markdown table."""
     columns = list(next(iter(rows.values())))
@@ -73,6 +89,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="demo", help="model name or folder")
     parser.add_argument("--scenes", type=int, default=6, help="held-out scenes")
+    parser.add_argument("--sheet", help="also write a contact sheet of the first scene to this PNG")
     args = parser.parse_args()
     started = time.perf_counter()
     model = load_model(args.model, device="cpu", dtype="float32")
@@ -81,6 +98,9 @@ def main() -> None:
     print(f"{args.model}: {len(scenes)} scenes (seeds {[clip.seed for clip in scenes]}), {sprites} sprites")
     print_table("By motion bucket", "bucket", {b: bucket_row(model, scenes, b) for b in BUCKETS})
     print_table("By noise_aug_strength", "noise", {n: noise_row(model, scenes, n) for n in NOISE_LEVELS})
+    if args.sheet:
+        contact_sheet(model, scenes[0], args.sheet)
+        print(f"\ncontact sheet (rows: buckets {', '.join(map(str, BUCKETS))}) in {args.sheet}")
     print(f"\n{time.perf_counter() - started:.0f} s")
 
 

@@ -14,7 +14,7 @@ from rich.table import Table
 from svdlab import __version__
 from svdlab.cli_help import FROM_MODEL, ReadableTyper, examples
 from svdlab.console import err_console, out_console, print_error, print_line, print_warning
-from svdlab.errors import SvdlabError
+from svdlab.errors import InvalidParameterError, SvdlabError
 
 DEFAULT_MODEL = "demo"
 app = ReadableTyper(
@@ -430,6 +430,15 @@ def relabel(
     print_line(f"{dataset}: relabelled with the {used.source} motion calibration")
 
 
+def _degrees(text: str) -> tuple[float, float]:
+    """(low, high) degrees from 'LOW:HIGH'."""
+    try:
+        low, high = (float(part) for part in text.split(":"))
+    except ValueError:
+        raise InvalidParameterError(f"directions={text!r} is not LOW:HIGH degrees, e.g. -30:30") from None
+    return low, high
+
+
 @app.command(
     "synth-data",
     epilog=examples(
@@ -448,6 +457,10 @@ def synth_data(
     max_speed: Annotated[float | None, typer.Option(help="Top speed, widths/frame (default 0.12).")] = None,
     max_pan: Annotated[float | None, typer.Option(help="Top pan, widths/frame (default 0.06).")] = None,
     pan_probability: Annotated[float | None, typer.Option(help="Share that pan (default 0.4).")] = None,
+    directions: Annotated[
+        str | None,
+        typer.Option(metavar="LOW:HIGH", help="Directions of motion, degrees (0 right, 90 down)."),
+    ] = None,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
     """Write videos of moving sprites with their true motion (truth.json), for demos and tests."""
@@ -460,6 +473,7 @@ def synth_data(
         width, height = parse_size(size)
         given = {"max_sprites": max_sprites, "max_speed": max_speed, "max_pan": max_pan}
         given["pan_probability"] = pan_probability
+        given["directions"] = None if directions is None else _degrees(directions)
         ranges = SceneRanges(**{name: value for name, value in given.items() if value is not None})
         with Progress(console=err_console, disable=quiet, transient=True) as bar:
             task = bar.add_task("videos", total=count)

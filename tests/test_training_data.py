@@ -304,6 +304,22 @@ def test_scene_ranges_bound_what_random_scenes_draw(tmp_path):
     assert all(v["pan"] == [0.0, 0.0] for v in truth["videos"])
 
 
+def test_scene_ranges_bound_the_directions_of_sprites_and_pans(tmp_path):
+    ranges = SceneRanges(max_pan=0.05, pan_probability=1.0, directions=(-30, 30))
+    clips = [render_sprite_clip(seed, ranges=ranges) for seed in range(20)]
+    assert all(-30 <= direction <= 30 for clip in clips for direction in clip.directions)
+    pans = [clip.pan for clip in clips if clip.pan != (0.0, 0.0)]  # still scenes (10 %) do not pan
+    assert len(pans) >= 15 and all(dx > 0 and abs(math.degrees(math.atan2(dy, dx))) <= 30 for dx, dy in pans)
+    # the default range draws exactly what scenes drew before it existed
+    assert render_sprite_clip(7).directions == render_sprite_clip(7, ranges=SceneRanges()).directions
+    args = ["--count", "2", "--directions", "80:100", "--quiet"]
+    result = CliRunner().invoke(app, ["synth-data", str(tmp_path), *args])
+    assert result.exit_code == 0, result.output
+    truth = json.loads((tmp_path / "truth.json").read_text())
+    assert truth["ranges"]["directions"] == [80.0, 100.0]
+    assert all(80 <= direction <= 100 for v in truth["videos"] for direction in v["directions"])
+
+
 def test_solid_sprites_are_one_colour_apart_from_fine_noise():
     clip = render_sprite_clip(3, ranges=SceneRanges(fills=("solid",)))
     for number in range(1, len(clip.speeds) + 1):
@@ -350,6 +366,8 @@ def test_cli_synth_data_then_prepare_data(tmp_path):
         (["synth-data", "{tmp}/synth", "--count", "1", "--max-sprites", "0"], "max_sprites=0"),
         (["synth-data", "{tmp}/synth", "--count", "1", "--max-speed", "-1"], "max_speed=-1.0"),
         (["synth-data", "{tmp}/synth", "--count", "1", "--pan-probability", "2"], "pan_probability=2.0"),
+        (["synth-data", "{tmp}/synth", "--count", "1", "--directions", "30:-30"], "directions=30:-30"),
+        (["synth-data", "{tmp}/synth", "--count", "1", "--directions", "east"], "directions='east'"),
         (["relabel", "{tmp}"], "dataset.json"),
     ],
 )

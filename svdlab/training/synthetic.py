@@ -6,7 +6,7 @@ speed (px/frame, relative to the background) and direction; later sprites are dr
 so they occlude each other. An optional camera pan shifts background and sprites together by `pan`
 (dx, dy) px/frame on screen. Frames are drawn at `supersample` times the size and shrunk with area
 averaging, so sub-pixel motion renders smoothly (positions are exact to 1/supersample px). `SceneRanges`
-sets how many sprites, how fast and how often the camera pans.
+sets how many sprites, how fast, in which directions and how often the camera pans.
 
 Directions are degrees on screen with y pointing down: 0 moves right, 90 moves down. `true_motion` is
 the mean true displacement in px/frame over all pixels of frames 0..T-2 (each pixel moves with the
@@ -45,13 +45,15 @@ SUPERSAMPLE = 4
 @dataclass(frozen=True)
 class SceneRanges:
     """What random scenes draw from: up to `max_sprites` sprites filled with one of `fills`, speeds and pans
-    up to a fraction of the width per frame, a pan in `pan_probability` of the scenes."""
+    up to a fraction of the width per frame, a pan in `pan_probability` of the scenes, and the directions
+    (degrees, low to high) that sprites and pans move in."""
 
     max_sprites: int = 4
     max_speed: float = MAX_SPEED
     max_pan: float = MAX_PAN
     pan_probability: float = PAN_PROBABILITY
     fills: tuple[str, ...] = FILLS
+    directions: tuple[float, float] = (0.0, 360.0)
 
     def __post_init__(self) -> None:
         if self.max_sprites < 1:
@@ -62,6 +64,11 @@ class SceneRanges:
                 raise InvalidParameterError(f"{name}={value} is not allowed: use widths per frame, 0 or more")
         if not self.fills or not set(self.fills) <= set(FILLS):
             raise InvalidParameterError(f"fills={self.fills} is not allowed: choose from {', '.join(FILLS)}")
+        low, high = self.directions
+        if not (math.isfinite(low) and math.isfinite(high) and low <= high <= low + 360):
+            raise InvalidParameterError(
+                f"directions={low:g}:{high:g} is not allowed: use LOW:HIGH degrees, at most 360 apart"
+            )
         if not 0 <= self.pan_probability <= 1:
             raise InvalidParameterError(
                 f"pan_probability={self.pan_probability} is not allowed: use a probability from 0 to 1"
@@ -132,7 +139,9 @@ def render_sprite_clip(
     count = int(rng.integers(1, ranges.max_sprites + 1)) if sprites is None else sprites
     scale = min(width, height)
     speeds = [_speed(rng, width, still, ranges) if speed is None else float(speed) for _ in range(count)]
-    directions = [float(rng.uniform(0, 360)) if direction is None else float(direction) for _ in speeds]
+    directions = [
+        float(rng.uniform(*ranges.directions)) if direction is None else float(direction) for _ in speeds
+    ]
     shapes = [str(rng.choice(SHAPES)) for _ in speeds]
     drawn = [
         _make_sprite(rng, shape, value, angle, pan, width, height, frames, scale, supersample, ranges.fills)
@@ -228,7 +237,8 @@ def _pan(rng: np.random.Generator, width: int, still: bool, ranges: SceneRanges)
     """A camera pan (dx, dy) in px/frame: none for most scenes, else up to max_pan of the width."""
     if still or rng.random() >= ranges.pan_probability:
         return (0.0, 0.0)
-    size, angle = rng.uniform(0, ranges.max_pan * width), rng.uniform(0, 2 * math.pi)
+    low, high = (math.radians(value) for value in ranges.directions)
+    size, angle = rng.uniform(0, ranges.max_pan * width), rng.uniform(low, high)
     return (float(size * math.cos(angle)), float(size * math.sin(angle)))
 
 
