@@ -25,7 +25,7 @@ from svdlab.media.manifest import (
     video_path,
 )
 from svdlab.models import SVDModel, load_model
-from svdlab.params import GenerationParams, make_params, parse_size
+from svdlab.params import GenerationParams, make_params, params_identity, parse_size
 from svdlab.progress import generation_progress
 from svdlab.training.lora import check_lora, lora_applied
 
@@ -92,6 +92,10 @@ def generate(
     size: str | tuple[int, int] | None = None,
     fit: str = "crop",
     decode_chunk_size: int | None = None,
+    sampler: str = "euler",
+    schedule: str = "karras",
+    guidance_interval: str | tuple[int, int] | None = None,
+    cache_interval: int = 1,
     offload: str = "none",
     forward_chunking: bool = False,
     dtype: str | torch.dtype | None = None,
@@ -117,7 +121,9 @@ def generate(
     other settings made is never replaced unless `overwrite`. With `lora`, that
     LoRA file is applied at `lora_scale` and named in each manifest; a passed SVDModel gets it only for
     this call and is left as it was. Images over `max_pixels` (default: SVDLAB_MAX_PIXELS, else 64 Mi)
-    are refused.
+    are refused. `sampler`, `schedule`, `guidance_interval` ('START:END' in steps, END excluded: the
+    unconditional branch runs only there) and `cache_interval` (the deep UNet blocks rerun every that many
+    evaluations, 1 = always) trade exactness for speed; the defaults are exact.
     """
     if isinstance(images, (str, Path)) or not isinstance(images, Sequence):
         images = [images]
@@ -139,6 +145,10 @@ def generate(
         height=height,
         fit=fit,
         decode_chunk_size=decode_chunk_size,
+        sampler=sampler,
+        schedule=schedule,
+        guidance_interval=guidance_interval,
+        cache_interval=cache_interval,
     )
     if batch_size is not None and batch_size < 1:
         raise InvalidParameterError(
@@ -178,7 +188,11 @@ def generate(
 
     results, taken = [], set()
     with lora_applied(model, lora, lora_scale) as lora_entry:
-        shaping = {"model": model.describe(), "params": params.model_dump(), "lora": lora_entry}
+        shaping = {
+            "model": model.describe(),
+            "params": params_identity(params.model_dump()),
+            "lora": lora_entry,
+        }
         settings = settings_hash(shaping)
         for job in jobs:
             stem, info = job.tag

@@ -133,6 +133,24 @@ def generate(
     decode_chunk_size: Annotated[
         int | None, typer.Option(help="Frames decoded at once (less memory).", show_default=FROM_MODEL)
     ] = None,
+    sampler: Annotated[
+        str,
+        typer.Option(metavar="NAME", help="euler (exact, diffusers'), heun, dpmpp_2m or euler_ancestral."),
+    ] = "euler",
+    schedule: Annotated[
+        str, typer.Option(metavar="NAME", help="Noise levels: karras or exponential.")
+    ] = "karras",
+    guidance_interval: Annotated[
+        str | None,
+        typer.Option(
+            metavar="START:END",
+            help="Guide only steps START..END-1 (0-based step numbers); other steps skip the unguided rows.",
+        ),
+    ] = None,
+    cache_interval: Annotated[
+        int,
+        typer.Option(help="Run the UNet's deep blocks every N evaluations, reusing them between (1: off)."),
+    ] = 1,
     offload: Annotated[
         str, typer.Option(metavar="MODE", help="CPU offload: none, model or sequential.")
     ] = "none",
@@ -194,6 +212,10 @@ def generate(
             size=size,
             fit=fit,
             decode_chunk_size=decode_chunk_size,
+            sampler=sampler,
+            schedule=schedule,
+            guidance_interval=guidance_interval,
+            cache_interval=cache_interval,
             offload=offload,
             forward_chunking=forward_chunking,
             batch_size=batch_size,

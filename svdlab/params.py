@@ -5,11 +5,19 @@ from __future__ import annotations
 import warnings
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from svdlab.errors import InvalidParameterError, SvdlabWarning
 
 FitMode = Literal["crop", "pad", "stretch"]
+SamplerName = Literal["euler", "heun", "dpmpp_2m", "euler_ancestral"]
+ScheduleName = Literal["karras", "exponential"]
+FAST_MODE_DEFAULTS = {
+    "sampler": "euler",
+    "schedule": "karras",
+    "guidance_interval": None,
+    "cache_interval": 1,
+}
 TRAINED_MAX_BUCKET = 255
 TRAINED_MAX_NOISE = 0.15
 TRAINED_FPS = (5, 30)
@@ -32,6 +40,25 @@ class GenerationParams(BaseModel):
     height: int | None = Field(None, ge=1, le=8192)
     fit: FitMode = "crop"
     decode_chunk_size: int | None = Field(None, ge=1)
+    sampler: SamplerName = "euler"
+    schedule: ScheduleName = "karras"
+    guidance_interval: tuple[int, int] | None = None
+    cache_interval: int = Field(1, ge=1, le=1000)
+
+    @field_validator("guidance_interval", mode="before")
+    @classmethod
+    def _interval_from_text(cls, value):
+        return parse_interval(value) if isinstance(value, str) else value
+
+    @field_validator("guidance_interval")
+    @classmethod
+    def _interval_in_order(cls, value: tuple[int, int] | None) -> tuple[int, int] | None:
+        if value is not None and not 0 <= value[0] < value[1]:
+            raise InvalidParameterError(
+                f"guidance_interval={value[0]}:{value[1]} is not allowed: "
+                "use START:END with 0 <= START < END, e.g. 0:10 for the first ten steps"
+            )
+        return value
 
     def resolved(self, model) -> GenerationParams:
         """These parameters with the model's defaults filled in, checked against what the model can take."""
@@ -55,6 +82,7 @@ class GenerationParams(BaseModel):
             values["decode_chunk_size"] = values["num_frames"]
         params = GenerationParams(**values)
         params.check_size(model.size_multiple)
+        params.check_guidance_interval()
         params.warn_outside_training(preset)
         return params
 
@@ -68,6 +96,15 @@ class GenerationParams(BaseModel):
                     f"{name}={value} is not a multiple of {multiple}, which this model needs; "
                     f"try {lower} or {lower + multiple}"
                 )
+
+    def check_guidance_interval(self) -> None:
+        """Refuse a guidance interval that reaches past the last step."""
+        if self.guidance_interval is not None and self.guidance_interval[1] > self.steps:
+            start, end = self.guidance_interval
+            raise InvalidParameterError(
+                f"guidance_interval={start}:{end} reaches past the {self.steps} steps; "
+                f"use START:END with 0 <= START < END <= {self.steps}"
+            )
 
     def warn_outside_training(self, preset) -> None:
         """Warn (and run) where a value lies outside what the real SVD models were trained on."""
@@ -93,6 +130,16 @@ class GenerationParams(BaseModel):
             )
 
 
+def params_identity(values: dict) -> dict:
+    """Parameter values less the fast-mode settings left at (or missing for) their defaults, so that job
+    keys and settings hashes made before those settings existed stay the same."""
+    return {
+        key: value
+        for key, value in values.items()
+        if key not in FAST_MODE_DEFAULTS or value != FAST_MODE_DEFAULTS[key]
+    }
+
+
 def _warn(message: str) -> None:
     warnings.warn(message, SvdlabWarning, stacklevel=3)
 
@@ -106,6 +153,17 @@ def make_params(**values) -> GenerationParams:
         field = ".".join(str(part) for part in first["loc"]) or "parameters"
         value = first.get("input")
         raise InvalidParameterError(f"{field}={value!r} is not allowed: {first['msg'].lower()}") from error
+
+
+def parse_interval(text: str) -> tuple[int, int]:
+    """(start, end) from 'START:END', a range of 0-based steps with END excluded, as in a Python slice."""
+    try:
+        start, end = (int(part) for part in text.split(":"))
+    except ValueError as error:
+        raise InvalidParameterError(
+            f"guidance_interval={text!r} is not START:END in steps, e.g. 0:10 for the first ten steps"
+        ) from error
+    return start, end
 
 
 def parse_size(text: str) -> tuple[int, int]:

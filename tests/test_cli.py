@@ -94,6 +94,18 @@ def test_one_bad_image_is_reported_and_the_others_still_run(runner, tmp_path):
         (["--format", "avi"], "format='avi'"),
         (["--fit", "zoom"], "fit='zoom'"),
         (["--offload", "disk"], "offload='disk'"),
+        (["--sampler", "ddim"], "sampler='ddim' is not allowed: input should be 'euler', 'heun', 'dpmpp_2m'"),
+        (
+            ["--schedule", "cosine"],
+            "schedule='cosine' is not allowed: input should be 'karras' or 'exponential'",
+        ),
+        (["--guidance-interval", "5"], "guidance_interval='5' is not START:END"),
+        (
+            ["--guidance-interval", "2:1"],
+            "guidance_interval=2:1 is not allowed: use START:END with 0 <= START < END",
+        ),
+        (["--guidance-interval", "0:3"], "guidance_interval=0:3 reaches past the 2 steps"),
+        (["--cache-interval", "0"], "cache_interval=0 is not allowed"),
     ],
 )
 def test_impossible_values_fail_before_any_work(runner, tmp_path, args, phrase):

@@ -11,9 +11,22 @@ CANDIDATE_SIZES = (1, 2, 4, 8, 16)
 GAIN_NEEDED = 1.03  # grow a pack only while that makes each job at least 3 % faster
 
 
-def pack_key(params) -> tuple[int, int, int, int]:
-    """Jobs with equal keys can share UNet calls: (frames, height, width, steps)."""
-    return params.num_frames, params.height, params.width, params.steps
+def pack_key(params) -> tuple:
+    """Jobs with equal keys can share UNet calls: (frames, height, width, steps, sampler, schedule, cache
+    interval, and with caching the guidance interval); the first three are the UNet input's shape.
+
+    Jobs with different guidance intervals share calls, except when caching: there a job whose guidance
+    starts late makes the cache refresh early, which would make the other jobs' frames depend on it."""
+    return (
+        params.num_frames,
+        params.height,
+        params.width,
+        params.steps,
+        params.sampler,
+        params.schedule,
+        params.cache_interval,
+        params.guidance_interval if params.cache_interval > 1 else None,
+    )
 
 
 def uses_guidance(params) -> bool:
@@ -81,7 +94,7 @@ def _placement(model) -> tuple:
 
 def _dummy_inputs(model, key: tuple, rows: int) -> dict:
     """UNet inputs of the pack's shape (values do not change the time)."""
-    frames, height, width, _ = key
+    frames, height, width = key[:3]
     config = model.unet.config
     scale = model.vae_scale_factor
     shape = (rows, frames, config.in_channels, height // scale, width // scale)

@@ -11,12 +11,14 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import PIL.Image
 import torch
 
 from svdlab.engine.batching import BatchSizer, group_jobs, split, uses_guidance
+from svdlab.engine.caching import DeepFeatureCache
 from svdlab.engine.conditioning import (
     LRUCache,
     clip_embeddings,
@@ -27,10 +29,11 @@ from svdlab.engine.conditioning import (
 )
 from svdlab.engine.decode import decode_frames
 from svdlab.engine.sampler import (
+    SAMPLERS,
+    SCHEDULES,
+    STOCHASTIC_SAMPLERS,
     initial_noise_scale,
-    karras_sigmas,
     noise_condition,
-    sample_euler,
     scale_input,
     v_to_denoised,
 )
@@ -79,6 +82,7 @@ class _Prepared:
     embedding: torch.Tensor
     latent: torch.Tensor
     noise: torch.Tensor
+    generator: torch.Generator
 
 
 class VideoEngine:
@@ -122,11 +126,12 @@ class VideoEngine:
         """
         first = pack[0].params
         sigma_min, sigma_max = self.model.sigma_range
-        sigmas = karras_sigmas(first.steps, sigma_min, sigma_max)
+        sigmas = SCHEDULES[first.schedule](first.steps, sigma_min, sigma_max)
         started = time.perf_counter()
         prepared = self._prepare(pack, sigmas)
         conditioned = time.perf_counter()
-        denoise = self._denoiser(pack, prepared)
+        cache = DeepFeatureCache(self.model.unet, first.cache_interval) if first.cache_interval > 1 else None
+        denoise = self._denoiser(pack, prepared, sigmas, cache)
         noise = torch.cat([item.noise for item in prepared]).to(self.model.device)
 
         def after_step(i: int, x: torch.Tensor) -> torch.Tensor | None:
@@ -134,7 +139,13 @@ class VideoEngine:
                 on_step()
             return step_end(i, sigmas[i], x) if step_end is not None else None
 
-        latents = sample_euler(denoise, noise, sigmas.to(self.model.device), callback=after_step)
+        extra = {}
+        if first.sampler in STOCHASTIC_SAMPLERS:
+            extra["noise"] = _job_noise([item.generator for item in prepared])
+        with cache.attached() if cache is not None else nullcontext():
+            latents = SAMPLERS[first.sampler](
+                denoise, noise, sigmas.to(self.model.device), callback=after_step, **extra
+            )
         if self.model.device.type == "cuda":
             torch.cuda.synchronize()  # so that sampling_s holds the sampling, not just its launch
         sampled = time.perf_counter()
@@ -154,13 +165,14 @@ class VideoEngine:
         """Embeddings, augmented latents and starting noise, drawn in diffusers' order per job."""
         scale = self.model.vae_scale_factor
         channels = self.model.vae.config.latent_channels
-        to_embed, to_encode, keys, noises = {}, {}, [], []
+        to_embed, to_encode, keys, noises, generators = {}, {}, [], [], []
         for job in pack:
             p = job.params
             image = image_to_tensor(job.image)
             latent_shape = (1, p.num_frames, channels, p.height // scale, p.width // scale)
-            augmentation, start, noise_key = _draws(job, image.shape, latent_shape)
+            augmentation, start, noise_key, generator = _draws(job, image.shape, latent_shape)
             noises.append(start * initial_noise_scale(sigmas))
+            generators.append(generator)
             embed_image = job.embed_image if job.embed_image is not None else job.image
             embed_key = image_digest(embed_image)
             key = (image_digest(job.image), noise_key, p.noise_aug_strength)
@@ -180,12 +192,15 @@ class VideoEngine:
             for key, latent in zip(to_encode, encoded):
                 self.latents.put(key, latent)
         return [
-            _Prepared(self.embeddings.get(embed_key), self.latents.get(key), noise)
-            for (embed_key, key), noise in zip(keys, noises)
+            _Prepared(self.embeddings.get(embed_key), self.latents.get(key), noise, generator)
+            for (embed_key, key), noise, generator in zip(keys, noises, generators)
         ]
 
-    def _denoiser(self, pack: list[Job], prepared: list[_Prepared]):
-        """The denoiser of a pack: per-job time ids, per-frame guidance, unconditional rows only if needed."""
+    def _denoiser(
+        self, pack: list[Job], prepared: list[_Prepared], sigmas: torch.Tensor, cache: DeepFeatureCache | None
+    ):
+        """The denoiser of a pack: per-job time ids, per-frame guidance, unconditional rows only for the jobs
+        whose guidance interval holds the current noise level, the deep features from `cache` if given."""
         model, device, dtype = self.model, self.model.device, self.model.dtype
         frames = pack[0].params.num_frames
         guided = [i for i, job in enumerate(pack) if uses_guidance(job.params)]
@@ -205,36 +220,62 @@ class VideoEngine:
             torch.cat([torch.zeros_like(concat[guided]), concat]).unsqueeze(1).expand(-1, frames, -1, -1, -1)
         )
         row_ids = torch.cat([ids[guided], ids])
-        unconditional = len(guided)
+        bounds = [guided_sigmas(pack[i].params, sigmas) for i in guided]
 
         def denoise(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+            level = float(sigma)
+            active = [n for n, (low, high) in enumerate(bounds) if low <= level <= high]
+            uncond = [guided[n] for n in active]
+            rows = [*active, *range(len(guided), len(row_ids))]
             scaled = scale_input(x, sigma)
-            rows = torch.cat([scaled[guided], scaled]).to(dtype)
+            if cache is not None:
+                cache.next_call(rows)
             v = model.unet(
-                torch.cat([rows, row_concat], dim=2),
+                torch.cat([torch.cat([scaled[uncond], scaled]).to(dtype), row_concat[rows]], dim=2),
                 noise_condition(sigma),
-                encoder_hidden_states=row_embeds,
-                added_time_ids=row_ids,
+                encoder_hidden_states=row_embeds[rows],
+                added_time_ids=row_ids[rows],
                 return_dict=False,
             )[0].float()
             self.counts["unet_rows"] += v.shape[0]
-            v_uncond, v = v[:unconditional], v[unconditional:]
-            if guided:
-                v[guided] = v_uncond + scales * (v[guided] - v_uncond)
+            v_uncond, v = v[: len(uncond)], v[len(uncond) :]
+            if uncond:
+                v[uncond] = v_uncond + scales[active] * (v[uncond] - v_uncond)
             return v_to_denoised(v, x, sigma)
 
         return denoise
 
 
-def _draws(job: Job, image_shape: tuple, latent_shape: tuple) -> tuple[torch.Tensor, torch.Tensor, object]:
-    """A job's N(0, 1) augmentation noise and starting latents, and a key that names the augmentation."""
+def guided_sigmas(params, sigmas: torch.Tensor) -> tuple[float, float]:
+    """The (lowest, highest) noise level at which a job is guided: its guidance interval's steps, or all."""
+    start, end = params.guidance_interval or (0, params.steps)
+    return float(sigmas[end - 1]), float(sigmas[start])
+
+
+def _draws(
+    job: Job, image_shape: tuple, latent_shape: tuple
+) -> tuple[torch.Tensor, torch.Tensor, object, torch.Generator]:
+    """A job's N(0, 1) augmentation noise and starting latents, a key that names the augmentation, and the
+    job's generator for any later draws (a stochastic sampler's)."""
+    generator = torch.Generator("cpu").manual_seed(job.params.seed)
     if job.noise is None:
-        generator = torch.Generator("cpu").manual_seed(job.params.seed)
         augmentation = torch.randn(image_shape, generator=generator)
-        return augmentation, torch.randn(latent_shape, generator=generator), job.params.seed
+        return augmentation, torch.randn(latent_shape, generator=generator), job.params.seed, generator
     augmentation = job.noise.augmentation.detach().to("cpu", torch.float32).reshape(image_shape)
     key = hashlib.sha1(augmentation.numpy().tobytes()).hexdigest()
-    return augmentation, job.noise.latents.detach().to("cpu", torch.float32).reshape(latent_shape), key
+    latents = job.noise.latents.detach().to("cpu", torch.float32).reshape(latent_shape)
+    return augmentation, latents, key, generator
+
+
+def _job_noise(generators: list[torch.Generator]):
+    """A stochastic sampler's noise source: each job's rows drawn from its own generator, so that a job's
+    video does not depend on its pack."""
+
+    def draw(like: torch.Tensor) -> torch.Tensor:
+        rows = [torch.randn(like.shape[1:], generator=generator) for generator in generators]
+        return torch.stack(rows).to(like.device, like.dtype)
+
+    return draw
 
 
 def _same_shape(tensors: dict) -> list[list]:

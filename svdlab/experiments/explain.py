@@ -24,6 +24,11 @@ PARAMETER_NOTES: dict[str, str] = {
     "model.",
     "sampler": "The solver that walks the noise schedule; samplers differ in the steps they need and in "
     "detail.",
+    "schedule": "How the noise levels are spaced between the highest and the lowest (karras, exponential).",
+    "guidance_interval": "The steps (START:END) that run classifier-free guidance; the others skip the "
+    "unconditional branch, which saves UNet work.",
+    "cache_interval": "How often the UNet's deep blocks run; in between their last output is reused "
+    "(1: every call, exact).",
     "seed": "The random seed of a video's noise: the same seed and settings give the same frames.",
     "width": "Video width in pixels; the model was trained at one size and may degrade away from it.",
     "height": "Video height in pixels; the model was trained at one size and may degrade away from it.",

@@ -14,6 +14,7 @@ from svdlab.experiments.spec import SweepSpec, expand_images, params_from
 from svdlab.media import describe_source, fit_image, load_image, source_stem
 from svdlab.media.fit import warn_if_cropped_hard
 from svdlab.media.manifest import image_info
+from svdlab.params import params_identity
 
 
 @dataclass
@@ -50,7 +51,8 @@ def model_identity(model) -> dict:
 def job_key(identity: dict, pixels_sha256: str, params) -> str:
     """A stable key from the model identity, the image's pixels and every parameter."""
     payload = json.dumps(
-        {"model": identity, "image": pixels_sha256, "params": params.model_dump()}, sort_keys=True
+        {"model": identity, "image": pixels_sha256, "params": params_identity(params.model_dump())},
+        sort_keys=True,
     )
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 

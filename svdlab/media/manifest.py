@@ -11,6 +11,7 @@ from pathlib import Path
 
 from svdlab.media.atomic import remove_path, write_json_atomic
 from svdlab.media.export import write_video
+from svdlab.params import params_identity
 
 PACKAGES = ("svdlab", "diffusers", "transformers", "torch", "accelerate")
 MODEL_KEYS_THAT_SHAPE_FRAMES = ("source", "location", "revision", "weights_sha256", "dtype")
@@ -70,7 +71,7 @@ def settings_hash(manifest: dict) -> str:
     payload = {
         "model": model,
         "lora": {"sha256": lora["sha256"], "scale": lora["scale"]} if lora else None,
-        "params": manifest["params"],
+        "params": params_identity(manifest["params"]),
     }
     text = json.dumps(payload, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:SETTINGS_HASH_LENGTH]
