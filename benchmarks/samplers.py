@@ -7,7 +7,7 @@ setting: wall time per video, UNet rows per video (a row is one video's UNet eva
 or unconditional), PSNR / SSIM of every frame against both references, and the motion score against the
 default's. A diffusers pipeline call at the default settings is timed as the speed baseline. Writes a
 Markdown table, a CSV and a plot of speed against fidelity with the Pareto front marked into --out
-(matplotlib: pip install svdlab[bench]). Guidance intervals are given as fractions of the steps.
+(matplotlib: pip install -e ".[bench]"). Guidance intervals are given as fractions of the steps.
 Run from the repository root, on a quiet machine (wall times are only meaningful there):
 
     python benchmarks/samplers.py                 # the full grid on demo, writes docs/sampler-study.*
