@@ -14,7 +14,7 @@ from rich.table import Table
 from svdlab import __version__
 from svdlab.cli_help import FROM_MODEL, ReadableTyper, examples
 from svdlab.console import err_console, out_console, print_error, print_line, print_warning
-from svdlab.errors import InvalidParameterError, SvdlabError
+from svdlab.errors import SvdlabError
 
 DEFAULT_MODEL = "demo"
 app = ReadableTyper(
@@ -452,15 +452,6 @@ def relabel(
     print_line(f"{dataset}: relabelled with the {used.source} motion calibration")
 
 
-def _degrees(text: str) -> tuple[float, float]:
-    """(low, high) degrees from 'LOW:HIGH'."""
-    try:
-        low, high = (float(part) for part in text.split(":"))
-    except ValueError:
-        raise InvalidParameterError(f"directions={text!r} is not LOW:HIGH degrees, e.g. -30:30") from None
-    return low, high
-
-
 @app.command(
     "synth-data",
     epilog=examples(
@@ -488,14 +479,17 @@ def synth_data(
     """Write videos of moving sprites with their true motion (truth.json), for demos and tests."""
     from rich.progress import Progress
 
-    from svdlab.params import parse_size
+    from svdlab.params import parse_pair, parse_size
     from svdlab.training.synthetic import SceneRanges, write_synthetic_videos
 
     try:
         width, height = parse_size(size)
         given = {"max_sprites": max_sprites, "max_speed": max_speed, "max_pan": max_pan}
         given["pan_probability"] = pan_probability
-        given["directions"] = None if directions is None else _degrees(directions)
+        given["directions"] = None
+        if directions is not None:
+            complaint = f"directions={directions!r} is not LOW:HIGH degrees, e.g. -30:30"
+            given["directions"] = parse_pair(directions, float, complaint)
         ranges = SceneRanges(**{name: value for name, value in given.items() if value is not None})
         with Progress(console=err_console, disable=quiet, transient=True) as bar:
             task = bar.add_task("videos", total=count)

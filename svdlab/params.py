@@ -157,13 +157,18 @@ def make_params(**values) -> GenerationParams:
 
 def parse_interval(text: str) -> tuple[int, int]:
     """(start, end) from 'START:END', a range of 0-based steps with END excluded, as in a Python slice."""
+    return parse_pair(
+        text, int, f"guidance_interval={text!r} is not START:END in steps, e.g. 0:10 for the first ten steps"
+    )
+
+
+def parse_pair(text: str, kind: type, complaint: str) -> tuple:
+    """Two values of `kind` from 'A:B'; InvalidParameterError(complaint) if the text is not that."""
     try:
-        start, end = (int(part) for part in text.split(":"))
+        first, second = (kind(part) for part in text.split(":"))
     except ValueError as error:
-        raise InvalidParameterError(
-            f"guidance_interval={text!r} is not START:END in steps, e.g. 0:10 for the first ten steps"
-        ) from error
-    return start, end
+        raise InvalidParameterError(complaint) from error
+    return first, second
 
 
 def parse_size(text: str) -> tuple[int, int]:
