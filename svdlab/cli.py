@@ -246,6 +246,7 @@ def generate(
     epilog=examples(
         "svdlab sweep examples/motion_bucket_sweep.toml --dry-run",
         "svdlab sweep examples/real/motion_bucket_sweep_svd_xt.toml --model svd-xt --runs-dir runs",
+        "svdlab sweep examples/motion_bucket_sweep.toml --ray local --ray-actors 2",
     )
 )
 def sweep(
@@ -267,6 +268,22 @@ def sweep(
         int | None, typer.Option(min=1, help="Videos per UNet call (default: measured).")
     ] = None,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            metavar="ADDRESS",
+            help="Run on a Ray cluster: local (start one here), auto (the one `ray start` runs here) or "
+            "HOST:PORT. Needs the ray extra.",
+        ),
+    ] = None,
+    ray_actors: Annotated[
+        int | None,
+        typer.Option(min=1, help="Ray actors, each holding the model (default: one per GPU, else per CPU)."),
+    ] = None,
+    ray_cpus: Annotated[float, typer.Option(min=0.01, help="CPUs per Ray actor.")] = 1.0,
+    ray_gpus: Annotated[
+        float | None, typer.Option(min=0, help="GPUs per Ray actor (default: 1 where the cluster has GPUs).")
+    ] = None,
 ) -> None:
     """Run a parameter sweep and write its HTML report; a stopped sweep resumes (finished jobs are kept)."""
     _quiet_libraries()
@@ -280,9 +297,16 @@ def sweep(
             planned_only = plan_only(spec, runs_dir, fresh=fresh, batch_size=batch_size, model=model)
             print_line(planned_only.summary())
             return
-        planned = open_sweep(spec, runs_dir, fresh=fresh, batch_size=batch_size, model=model)
-        skipped = len(planned.jobs) - len(planned.todo)
-        made = run_sweep(planned, fresh=fresh, progress=not quiet)
+        if ray is None:
+            planned = open_sweep(spec, runs_dir, fresh=fresh, batch_size=batch_size, model=model)
+            made = run_sweep(planned, fresh=fresh, progress=not quiet)
+        else:
+            from svdlab.experiments.ray_runner import RayOptions, driver_placement, run_sweep_on_ray
+
+            options = RayOptions(address=ray, actors=ray_actors, cpus=ray_cpus, gpus=ray_gpus)
+            device, dtype = driver_placement()
+            planned = open_sweep(spec, runs_dir, fresh, batch_size, model, device=device, dtype=dtype)
+            made = run_sweep_on_ray(planned, options, fresh=fresh, progress=not quiet)
         skipped = len(planned.jobs) - len(planned.todo)  # again: a sweep it waited for may have done more
         index = write_report(runs_dir, planned.spec.name)
     except SvdlabError as error:

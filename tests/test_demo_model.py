@@ -15,7 +15,7 @@ from svdlab.models import PRESETS, load_model
 from svdlab.models.presets import SHIPPED_MODELS
 from svdlab.training.synthetic import render_sprite_clip
 
-HELD_OUT_SEEDS = range(90_000, 90_008)
+HELD_OUT_SEEDS = range(90_000, 90_005)
 BUCKETS = (20, 60, 120, 180, 240)
 NOISE_LEVELS = (0.02, 0.1, 0.2, 0.4)
 FIDELITY = "ssim_first"  # SSIM of frame 0 against the input: what noise augmentation loosens first

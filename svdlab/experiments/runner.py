@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from filelock import FileLock, Timeout
 
@@ -58,13 +59,17 @@ def open_sweep(
     fresh: bool = False,
     batch_size: int | None = None,
     model: str | None = None,
+    device: str | None = None,
+    dtype: str | None = None,
 ) -> Sweep:
-    """Load the spec and model (`model`, when given, instead of the spec's), plan the jobs, and find which are
-    not finished yet; a runs folder that cannot be written fails here, before the model loads."""
+    """Load the spec and model (`model`, when given, instead of the spec's; on `device` in `dtype`, by default
+    the best here), plan the jobs, and find which are not finished yet; a runs folder that cannot be written
+    fails here, before the model loads."""
     spec_path = Path(spec_path)
     spec = load_spec(spec_path, model)
     check_writable(runs_dir)
-    return sweep_for_model(spec, load_model(spec.model), spec_path.parent, runs_dir, fresh, batch_size)
+    loaded = load_model(spec.model, device=device, dtype=dtype)
+    return sweep_for_model(spec, loaded, spec_path.parent, runs_dir, fresh, batch_size)
 
 
 def sweep_for_model(
@@ -90,7 +95,7 @@ def run_sweep(sweep: Sweep, fresh: bool = False, progress: bool = True) -> int:
     warning) until the first ends, then runs only what is still missing, so every job is done once.
     """
     check_writable(sweep.folder)
-    with _experiment_lock(sweep):
+    with experiment_lock(sweep):
         remove_stale_temps(sweep.folder)  # what a killed run of this experiment left half-written
         done = set() if fresh else sweep.store.finished_keys(sweep.spec.name)
         sweep.todo = [job for job in sweep.todo if job.key not in done]
@@ -98,7 +103,7 @@ def run_sweep(sweep: Sweep, fresh: bool = False, progress: bool = True) -> int:
 
 
 @contextmanager
-def _experiment_lock(sweep: Sweep) -> Iterator[None]:
+def experiment_lock(sweep: Sweep) -> Iterator[None]:
     """Hold the experiment's lock file (released by the OS if the process dies), waiting if needed."""
     lock = FileLock(sweep.store.runs_dir / f".{sweep.spec.name}.lock")
     try:
@@ -148,38 +153,52 @@ def _run_todo(sweep: Sweep, fresh: bool, progress: bool) -> int:
 def _finish(sweep: Sweep, result) -> TrackedVideo:
     """Write, measure and record one finished video."""
     job: PlannedJob = result.job.tag
-    format = sweep.spec.outputs.format
-    target = video_path(sweep.folder, f"{job.stem}-{job.key}", format)
-    image = {**job.info, "fitted_file": _save_fitted_input(sweep.folder, job)}
+    pixels, manifest, metrics = describe_video(sweep.model, sweep.spec, job, result)
+    target = sweep.folder / manifest["output"]["file"]
+    path = save_video(pixels, job.params.fps, sweep.spec.outputs.format, target, manifest)
+    return record_video(sweep, job, path, manifest)
+
+
+def describe_video(model, spec: SweepSpec, job: PlannedJob, result) -> tuple[np.ndarray, dict, dict]:
+    """A finished video's frames (F, H, W, 3) uint8, its manifest and its metrics."""
+    format = spec.outputs.format
+    target = video_path(Path(), f"{job.stem}-{job.key}", format)
+    image = {**job.info, "fitted_file": fitted_input_name(job)}
     manifest = build_manifest(
-        sweep.model, job.params, image, result.timings, output_info(job.params, format, target)
+        model, job.params, image, result.timings, output_info(job.params, format, target)
     )
     pixels = frames_to_uint8(result.frames)  # once, for both the metrics and the encoder
     metrics = measure_video(pixels, job.image)
-    manifest.update(
-        {"experiment": sweep.spec.name, "job_key": job.key, "swept": job.swept, "metrics": metrics}
-    )
-    path = save_video(pixels, job.params.fps, format, target, manifest)
+    manifest.update({"experiment": spec.name, "job_key": job.key, "swept": job.swept, "metrics": metrics})
+    return pixels, manifest, metrics
+
+
+def record_video(sweep: Sweep, job: PlannedJob, path: Path, manifest: dict) -> TrackedVideo:
+    """Record a video written with its manifest at `path` in the store (its fitted input saved beside)."""
+    _save_fitted_input(sweep.folder, job)
     video = {
         "path": str(path.relative_to(sweep.store.runs_dir)),
         "manifest": str(manifest_path(path).relative_to(sweep.store.runs_dir)),
         "sha256": _content_sha256(path),
     }
-    sweep.store.record_done(sweep.spec.name, job, manifest, video, metrics)
-    return TrackedVideo(job.source, job.swept, job.params.model_dump(), path, metrics)
+    sweep.store.record_done(sweep.spec.name, job, manifest, video, manifest["metrics"])
+    return TrackedVideo(job.source, job.swept, job.params.model_dump(), path, manifest["metrics"])
 
 
-def _save_fitted_input(folder: Path, job: PlannedJob) -> str:
-    """Write the job's input image as the model saw it (fitted to size) once per image and shape, for the
-    report; return its path relative to the experiment folder."""
+def fitted_input_name(job: PlannedJob) -> str:
+    """Where the job's fitted input image goes, relative to the experiment folder."""
     params = job.params
     shape = f"{params.width}x{params.height}-{params.fit}"
-    name = f"{FITTED_INPUTS}/{job.stem}-{job.info['pixels_sha256'][:12]}-{shape}.png"
-    target = folder / name
+    return f"{FITTED_INPUTS}/{job.stem}-{job.info['pixels_sha256'][:12]}-{shape}.png"
+
+
+def _save_fitted_input(folder: Path, job: PlannedJob) -> None:
+    """Write the job's input image as the model saw it (fitted to size) once per image and shape, for the
+    report."""
+    target = folder / fitted_input_name(job)
     if not target.is_file():
         with atomic_path(target) as temp:  # a failed write raises OutputError naming the file
             job.image.save(temp, format="PNG")
-    return name
 
 
 def _content_sha256(path: Path) -> str:

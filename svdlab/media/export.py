@@ -13,6 +13,7 @@ import math
 import numbers
 import os
 import sys
+import tempfile
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -74,6 +75,28 @@ def write_video(
     pixels = frames_to_uint8(frames)
     with atomic_path(target) as temp:
         WRITERS[chosen](pixels, temp, rate)
+    return target
+
+
+def encode_video(frames: np.ndarray | torch.Tensor, fps: float, format: str) -> dict[str, bytes]:
+    """A video as bytes, as `write_video` would write it: {"": file} for a file, {name: frame} for PNGs."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = write_video(frames, Path(folder) / f"video.{format}", fps=fps, format=format)
+        if path.is_dir():
+            return {frame.name: frame.read_bytes() for frame in sorted(path.iterdir())}
+        return {"": path.read_bytes()}
+
+
+def write_encoded(files: dict[str, bytes], path: str | os.PathLike) -> Path:
+    """Write what `encode_video` made to `path` (a file, or a folder of frames), atomically."""
+    target = Path(path)
+    with atomic_path(target) as temp:
+        if set(files) == {""}:
+            temp.write_bytes(files[""])
+        else:
+            temp.mkdir()
+            for name, data in files.items():
+                (temp / Path(name).name).write_bytes(data)
     return target
 
 

@@ -10,7 +10,7 @@ from importlib import metadata
 from pathlib import Path
 
 from svdlab.media.atomic import remove_path, write_json_atomic
-from svdlab.media.export import write_video
+from svdlab.media.export import write_encoded, write_video
 from svdlab.params import params_identity
 
 PACKAGES = ("svdlab", "diffusers", "transformers", "torch", "accelerate")
@@ -94,7 +94,16 @@ def output_info(params, format: str, target: Path | None) -> dict:
 def save_video(frames, fps: int, format: str, target: Path, manifest: dict) -> Path:
     """Write the video, then its manifest beside it (same name, .json), each atomically; a video whose
     manifest cannot be written is removed again, so no video stands without its manifest."""
-    path = write_video(frames, target, fps=fps, format=format)
+    return _with_manifest(write_video(frames, target, fps=fps, format=format), manifest)
+
+
+def save_encoded(files: dict[str, bytes], target: Path, manifest: dict) -> Path:
+    """`save_video` for a video already encoded (by `encode_video`, e.g. on a Ray worker)."""
+    return _with_manifest(write_encoded(files, target), manifest)
+
+
+def _with_manifest(path: Path, manifest: dict) -> Path:
+    """Write the manifest beside a written video, removing the video if that fails."""
     try:
         write_json_atomic(manifest_path(path), manifest)
     except BaseException:
