@@ -191,3 +191,19 @@ def test_ctrl_c_on_the_driver_stops_the_actors_and_keeps_what_was_finished(tmp_p
     assert len(rest.todo) == 16 - len(finished)
     assert run_sweep(rest, progress=False) == 16 - len(finished)
     assert sorted(row["status"] for row in Store(runs).results("grid")) == ["done"] * 16
+
+
+def test_a_sweep_started_locally_is_finished_on_ray_with_only_the_rest_made(tmp_path, cluster):
+    spec = write_spec(tmp_path, images=1)
+    runs = tmp_path / "runs"
+    first = open_sweep(spec, runs, device="cpu", dtype="float32")
+    first.todo = first.todo[:2]  # as if the local run had been stopped after two videos
+    assert run_sweep(first, progress=False) == 2
+    args = ["sweep", str(spec), "--runs-dir", str(runs), "--quiet", "--ray", "local", "--ray-actors", "1"]
+    result = CliRunner().invoke(app, args)  # (on this module's cluster, which the process already joined)
+    assert result.exit_code == 0, result.output
+    assert "grid: 2 videos made, 2 already done" in result.output
+    assert (runs / "grid" / "report" / "index.html").is_file()
+    rows = Store(runs).results("grid")
+    assert len(rows) == 4 and all(row["status"] == "done" for row in rows)
+    assert run_sweep_on_ray(open_sweep(spec, runs, device="cpu", dtype="float32"), progress=False) == 0

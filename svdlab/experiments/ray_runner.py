@@ -27,12 +27,11 @@ from svdlab.experiments.planner import PlannedJob, model_identity
 from svdlab.experiments.runner import (
     Sweep,
     TrackedVideo,
+    claimed,
     describe_video,
-    experiment_lock,
     record_video,
 )
 from svdlab.experiments.trackers import make_trackers
-from svdlab.media.atomic import remove_stale_temps
 from svdlab.media.manifest import save_encoded
 from svdlab.progress import generation_progress
 
@@ -140,10 +139,7 @@ def run_sweep_on_ray(
     started = _connect(ray, options.address)
     actors: list = []
     try:
-        with experiment_lock(sweep):
-            remove_stale_temps(sweep.folder)
-            done = set() if fresh else sweep.store.finished_keys(sweep.spec.name)
-            sweep.todo = [job for job in sweep.todo if job.key not in done]
+        with claimed(sweep, fresh):
             if not sweep.todo:
                 return 0
             sweep.store.start_experiment(
@@ -268,7 +264,8 @@ def _import_ray():
 
 
 def _connect(ray, address: str) -> bool:
-    """Join or start the cluster; True when this call started it (and so must shut it down)."""
+    """Join or start the cluster; True when this call started it (and so must shut it down). A process that
+    is already connected (its own `ray.init`) keeps that connection, whatever the address."""
     if ray.is_initialized():
         return False
     quiet = {"log_to_driver": False, "configure_logging": False}

@@ -94,16 +94,24 @@ def run_sweep(sweep: Sweep, fresh: bool = False, progress: bool = True) -> int:
     One process at a time runs an experiment of a runs folder: a second sweep of it waits (with a
     warning) until the first ends, then runs only what is still missing, so every job is done once.
     """
-    check_writable(sweep.folder)
-    with experiment_lock(sweep):
-        remove_stale_temps(sweep.folder)  # what a killed run of this experiment left half-written
-        done = set() if fresh else sweep.store.finished_keys(sweep.spec.name)
-        sweep.todo = [job for job in sweep.todo if job.key not in done]
+    with claimed(sweep, fresh):
         return _run_todo(sweep, fresh, progress)
 
 
 @contextmanager
-def experiment_lock(sweep: Sweep) -> Iterator[None]:
+def claimed(sweep: Sweep, fresh: bool) -> Iterator[None]:
+    """Hold the experiment (see run_sweep), its half-written leftovers removed and `sweep.todo` cut to
+    what is still missing (a sweep this one waited for may have done more)."""
+    check_writable(sweep.folder)
+    with _experiment_lock(sweep):
+        remove_stale_temps(sweep.folder)  # what a killed run of this experiment left half-written
+        done = set() if fresh else sweep.store.finished_keys(sweep.spec.name)
+        sweep.todo = [job for job in sweep.todo if job.key not in done]
+        yield
+
+
+@contextmanager
+def _experiment_lock(sweep: Sweep) -> Iterator[None]:
     """Hold the experiment's lock file (released by the OS if the process dies), waiting if needed."""
     lock = FileLock(sweep.store.runs_dir / f".{sweep.spec.name}.lock")
     try:
@@ -113,7 +121,7 @@ def experiment_lock(sweep: Sweep) -> Iterator[None]:
             f"another sweep of {sweep.spec.name} is running in {sweep.store.runs_dir}; waiting for it to "
             "end, then running only what it left",
             SvdlabWarning,
-            stacklevel=3,
+            stacklevel=5,  # the line in run_sweep or run_sweep_on_ray that claims the experiment
         )
         lock.acquire()
     try:

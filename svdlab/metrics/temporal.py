@@ -37,6 +37,7 @@ from svdlab.metrics.flow import (
 if TYPE_CHECKING:
     import torch
 
+
 def flicker(frames: np.ndarray | torch.Tensor) -> float:
     """Mean change of the frame-average luma between consecutive frames, in levels of 0..255."""
     luma = to_gray(frames_to_uint8(frames)).mean(axis=(1, 2))
