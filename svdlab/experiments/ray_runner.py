@@ -104,10 +104,10 @@ class SweepWorker:
             self.error = str(error)
 
     def ready(self) -> dict:
-        """This worker's process id and model identity, or the error that kept it from loading the model."""
+        """This worker's model identity, or the error that kept it from loading the model."""
         if self.error is not None:
-            return {"pid": os.getpid(), "error": self.error}
-        return {"pid": os.getpid(), "identity": model_identity(self.model), "device": str(self.model.device)}
+            return {"error": self.error}
+        return {"identity": model_identity(self.model)}
 
     def run(self, spec, jobs: list[PlannedJob]):
         """Yield (job key, encoded files, manifest, this process's id) for each job's video as soon as it is
@@ -118,7 +118,7 @@ class SweepWorker:
             raise SvdlabError(self.error)
         for result in self.engine.run([job.engine_job() for job in jobs]):
             job = result.job.tag
-            pixels, manifest, _ = describe_video(self.model, spec, job, result)
+            pixels, manifest = describe_video(self.model, spec, job, result)
             yield job.key, encode_video(pixels, job.params.fps, spec.outputs.format), manifest, os.getpid()
 
 
@@ -208,7 +208,7 @@ def _dispatch(ray, sweep, units, actors, new_actor, options, bar, recorded) -> i
         except ray.exceptions.RayTaskError as error:
             del running[stream]
             idle.append(task.actor)
-            _fail(sweep, task.pending.values(), _first_line(error.cause if error.cause else error))
+            _fail(sweep, task.pending.values(), _first_line(error.cause or error))
             continue
         job = task.pending.pop(key)
         target = sweep.folder / manifest["output"]["file"]

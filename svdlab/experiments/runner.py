@@ -161,14 +161,14 @@ def _run_todo(sweep: Sweep, fresh: bool, progress: bool) -> int:
 def _finish(sweep: Sweep, result) -> TrackedVideo:
     """Write, measure and record one finished video."""
     job: PlannedJob = result.job.tag
-    pixels, manifest, metrics = describe_video(sweep.model, sweep.spec, job, result)
+    pixels, manifest = describe_video(sweep.model, sweep.spec, job, result)
     target = sweep.folder / manifest["output"]["file"]
     path = save_video(pixels, job.params.fps, sweep.spec.outputs.format, target, manifest)
     return record_video(sweep, job, path, manifest)
 
 
-def describe_video(model, spec: SweepSpec, job: PlannedJob, result) -> tuple[np.ndarray, dict, dict]:
-    """A finished video's frames (F, H, W, 3) uint8, its manifest and its metrics."""
+def describe_video(model, spec: SweepSpec, job: PlannedJob, result) -> tuple[np.ndarray, dict]:
+    """A finished video's frames (F, H, W, 3) uint8 and its manifest, metrics included."""
     format = spec.outputs.format
     target = video_path(Path(), f"{job.stem}-{job.key}", format)
     image = {**job.info, "fitted_file": fitted_input_name(job)}
@@ -178,7 +178,7 @@ def describe_video(model, spec: SweepSpec, job: PlannedJob, result) -> tuple[np.
     pixels = frames_to_uint8(result.frames)  # once, for both the metrics and the encoder
     metrics = measure_video(pixels, job.image)
     manifest.update({"experiment": spec.name, "job_key": job.key, "swept": job.swept, "metrics": metrics})
-    return pixels, manifest, metrics
+    return pixels, manifest
 
 
 def record_video(sweep: Sweep, job: PlannedJob, path: Path, manifest: dict) -> TrackedVideo:
