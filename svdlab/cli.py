@@ -323,6 +323,80 @@ def sweep(
 
 @app.command(
     epilog=examples(
+        "svdlab serve",
+        "svdlab serve --model svd-xt --device cuda:0,cuda:1 --runs-dir /data/runs",
+        "SVDLAB_TOKEN=s3cret svdlab serve --host 0.0.0.0",
+    )
+)
+def serve(
+    model: Annotated[
+        str, typer.Option(metavar="NAME", help="Preset (svdlab models), hub id or local folder.")
+    ] = DEFAULT_MODEL,
+    host: Annotated[
+        str, typer.Option(metavar="ADDRESS", help="Address to listen on; other than loopback needs --token.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on (1..65535).")] = 7860,
+    runs_dir: Annotated[
+        Path, typer.Option(metavar="DIR", help="Folder holding the store, the queue and the videos.")
+    ] = Path("runs"),
+    token: Annotated[
+        str | None,
+        typer.Option(
+            metavar="SECRET",
+            envvar="SVDLAB_TOKEN",
+            help="Token every request must carry.",
+            show_default=False,
+        ),
+    ] = None,
+    device: Annotated[
+        str | None,
+        typer.Option(
+            metavar="DEVICES", help="Devices, comma-separated, one worker each (default: best found)."
+        ),
+    ] = None,
+    dtype: Annotated[
+        str | None,
+        typer.Option(metavar="TYPE", help="float32, float16 or bfloat16 (default: float16 on CUDA)."),
+    ] = None,
+    max_upload_mb: Annotated[float, typer.Option(min=0.01, help="Largest upload in MiB.")] = 25.0,
+    max_pixels: Annotated[int, typer.Option(min=1, help="Largest uploaded image in pixels.")] = 16 * 2**20,
+    batch_size: Annotated[
+        int | None, typer.Option(min=1, help="Videos per UNet call (default: measured).")
+    ] = None,
+) -> None:
+    """Serve the studio: a web page and REST API over a job queue kept in the runs folder's store."""
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError:
+        raise fail("svdlab serve needs the studio extra: pip install 'svdlab[studio]'") from None
+    from svdlab.studio.server import serve as run_server
+
+    devices = [part.strip() for part in device.split(",")] if device else [None]
+    try:
+        run_server(
+            model,
+            host,
+            port,
+            runs_dir,
+            token,
+            devices,
+            dtype,
+            int(max_upload_mb * 2**20),
+            max_pixels,
+            batch_size,
+            print_line,
+        )
+    except SvdlabError as error:
+        raise fail(str(error)) from None
+    except KeyboardInterrupt:
+        raise fail(
+            f"interrupted; queued jobs are kept in {runs_dir}; run the same command to go on"
+        ) from None
+
+
+@app.command(
+    epilog=examples(
         "svdlab train examples/training/tiny-sprites.toml",
         "accelerate launch -m svdlab train examples/training/lora-sprites.toml --quiet",
     )

@@ -22,7 +22,7 @@ def load_toml(path: str | Path, schema: type[Config], what: str) -> Config:
     """Read and validate a TOML file; a mistake raises InvalidParameterError naming the key."""
     path = Path(path)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError as error:
         raise InvalidParameterError(f"{path}: no such {what}; check the path") from error
     except IsADirectoryError as error:
@@ -34,8 +34,19 @@ def load_toml(path: str | Path, schema: type[Config], what: str) -> Config:
     except OSError as error:
         reason = error.strerror or str(error)
         raise InvalidParameterError(f"{path}: cannot read the {what} ({reason}); check the file") from error
+    return validate(parse_toml(text, str(path)), schema, str(path))
+
+
+def parse_toml(text: str, name: str) -> dict:
+    """The table a TOML text holds; a syntax error raises InvalidParameterError naming `name`."""
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
-        raise InvalidParameterError(f"{path}: not valid TOML ({error}); fix the syntax") from error
+        raise InvalidParameterError(f"{name}: not valid TOML ({error}); fix the syntax") from error
+
+
+def validate(data: dict, schema: type[Config], name: str) -> Config:
+    """`data` as `schema`; a mistake raises InvalidParameterError naming `name` and the key."""
     try:
         return schema(**data)
     except ValidationError as error:
@@ -46,4 +57,4 @@ def load_toml(path: str | Path, schema: type[Config], what: str) -> Config:
             allowed = ", ".join(schema.model_fields)
             message = f"{message.lower()}; the top-level keys are {allowed}"
         prefix = "" if message.startswith(where) else f"{where}: "
-        raise InvalidParameterError(f"{path}: {prefix}{message}") from error
+        raise InvalidParameterError(f"{name}: {prefix}{message}") from error

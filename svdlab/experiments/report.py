@@ -566,13 +566,26 @@ def _plots(done: list[dict], swept: list[str], metrics: list[str]) -> str:
     )
 
 
-def _page(experiment: dict, rows: list[dict], sources: dict[str, str], inputs: dict, manifests: dict) -> str:
+def sections(experiment: dict, rows: list[dict]) -> tuple[list[str], list[dict], list[str]]:
+    """The experiment's swept parameters, its finished rows in display order, and the metrics they have."""
     swept = [param for param in experiment["spec"].get("grid", {}) if any(param in row for row in rows)]
     done = sorted(
         (row for row in rows if row["status"] == "done"),
         key=lambda row: (row["image"], *(_sort_key(row.get(param)) for param in swept), row["seed"]),
     )
     metrics = [metric for metric in METRIC_UNITS if any(metric in row for row in done)]
+    return swept, done, metrics
+
+
+def plots_html(runs_dir: str | Path, name: str) -> str:
+    """The report's plots of an experiment as an HTML fragment of inline SVG ("" when nothing varies)."""
+    experiment, rows = _load(Path(runs_dir), name)
+    swept, done, metrics = sections(experiment, rows)
+    return _plots(done, swept, metrics)
+
+
+def _page(experiment: dict, rows: list[dict], sources: dict[str, str], inputs: dict, manifests: dict) -> str:
+    swept, done, metrics = sections(experiment, rows)
     columns = ["image", *swept, *(["seed"] if "seed" not in swept else [])]
     title = _e(f"{experiment['name']} - svdlab report")
     return (

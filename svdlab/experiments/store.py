@@ -58,7 +58,8 @@ CREATE TABLE IF NOT EXISTS metrics (
 """
 
 
-def _now() -> str:
+def utc_now() -> str:
+    """The time now in UTC, ISO 8601 to the second."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
@@ -117,7 +118,7 @@ class Store:
         """Close the database."""
         self.connection.close()
 
-    def _transaction(self, statements: list[tuple[str, tuple]]) -> None:
+    def transaction(self, statements: list[tuple[str, tuple]]) -> None:
         """Run statements atomically (BEGIN IMMEDIATE waits for other writers); all or nothing."""
         cursor = self.connection.cursor()
         try:
@@ -135,7 +136,7 @@ class Store:
 
     def start_experiment(self, name: str, spec: dict, model: str, fresh: bool = False) -> None:
         """Record an experiment (replacing its rows when fresh)."""
-        now = _now()
+        now = utc_now()
         statements = [("DELETE FROM experiments WHERE name = ?", (name,))] if fresh else []
         statements.append(
             (
@@ -145,7 +146,7 @@ class Store:
                 (name, json.dumps(spec), model, now, now),
             )
         )
-        self._transaction(statements)
+        self.transaction(statements)
 
     def finished_keys(self, experiment: str) -> set[str]:
         """Keys of the experiment's jobs that are done."""
@@ -174,11 +175,11 @@ class Store:
             )
             for name, value in metrics.items()
         ]
-        self._transaction(statements)
+        self.transaction(statements)
 
     def record_failed(self, experiment: str, job, model: str, error: str) -> None:
         """Record a job that failed, with its error."""
-        self._transaction([self._job_row(experiment, job, model, "failed", error, {})])
+        self.transaction([self._job_row(experiment, job, model, "failed", error, {})])
 
     @staticmethod
     def _job_row(experiment: str, job, model: str, status: str, error, timings: dict) -> tuple[str, tuple]:
@@ -196,7 +197,7 @@ class Store:
                 status,
                 error,
                 json.dumps(timings),
-                _now(),
+                utc_now(),
             ),
         )
 

@@ -112,6 +112,12 @@ def load_image(
     )
 
 
+def decode_image(data: bytes, name: str, max_pixels: int | None = None) -> PIL.Image.Image:
+    """Image bytes (an upload) as a new RGB PIL image, checked as load_image checks a file; `name` is how
+    errors call it."""
+    return _decode(io.BytesIO(data), name, max_pixels or default_max_pixels())
+
+
 def default_max_pixels() -> int:
     """The largest picture (in pixels) loaded by default: SVDLAB_MAX_PIXELS if set, else 64 Mi."""
     text = os.environ.get(MAX_PIXELS_VARIABLE, "").strip()
