@@ -196,10 +196,15 @@ class JobQueue:
         )
         rows = self._execute(sql, tuple(args)).fetchall()
         metrics: dict[tuple[str, str], dict[str, float]] = {}
-        done = [row for row in rows if row["video"]]
-        for experiment_name in {row["experiment"] for row in done}:
+        keys: dict[str, list[str]] = {}
+        for row in rows:
+            if row["video"]:
+                keys.setdefault(row["experiment"], []).append(row["key"])
+        for experiment_name, done in keys.items():
             for metric in self._execute(
-                "SELECT key, name, value FROM metrics WHERE experiment = ?", (experiment_name,)
+                f"SELECT key, name, value FROM metrics WHERE experiment = ? AND key IN "
+                f"({','.join('?' * len(done))})",
+                (experiment_name, *done),
             ):
                 metrics.setdefault((experiment_name, metric["key"]), {})[metric["name"]] = metric["value"]
         return [

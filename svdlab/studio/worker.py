@@ -20,7 +20,6 @@ from svdlab.errors import SvdlabError
 from svdlab.experiments.planner import PlannedJob
 from svdlab.experiments.runner import Sweep, describe_video, record_video
 from svdlab.experiments.spec import SweepSpec
-from svdlab.experiments.store import Store
 from svdlab.media.manifest import save_video
 from svdlab.studio.queue import JobQueue
 from svdlab.studio.submit import job_from_row
@@ -70,7 +69,6 @@ class QueueWorker(threading.Thread):
         self.wake = wake
         self.stopping = threading.Event()
         self.label = f"{name} ({model.device})"
-        self._specs: dict[str, SweepSpec] = {}
         self._planned: dict[int, PlannedJob] = {}  # queued rows already loaded, by id
 
     def stop(self) -> None:
@@ -178,14 +176,10 @@ class QueueWorker(threading.Thread):
         return on_step
 
     def _record(self, row, result) -> None:
-        """Write, measure and record one finished video as a sweep would."""
-        experiment = row["experiment"]
-        spec = self._specs.get(experiment)
-        if spec is None:
-            record = self.queue.store.experiment(experiment)
-            spec = self._specs[experiment] = SweepSpec(**record["spec"])
-        store: Store = self.queue.store
-        sweep = Sweep(spec, self.model, [], store, [], self.engine)
+        """Write, measure and record one finished video as a sweep would (with the experiment's spec as it
+        is now: a later submission to it may have changed the output format)."""
+        spec = SweepSpec(**self.queue.store.experiment(row["experiment"])["spec"])
+        sweep = Sweep(spec, self.model, [], self.queue.store, [], self.engine)
         job = result.job.tag
         pixels, manifest = describe_video(self.model, spec, job, result)
         target = sweep.folder / manifest["output"]["file"]
