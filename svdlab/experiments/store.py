@@ -136,17 +136,19 @@ class Store:
 
     def start_experiment(self, name: str, spec: dict, model: str, fresh: bool = False) -> None:
         """Record an experiment (replacing its rows when fresh)."""
-        now = utc_now()
         statements = [("DELETE FROM experiments WHERE name = ?", (name,))] if fresh else []
-        statements.append(
-            (
-                "INSERT INTO experiments (name, spec, model, created, updated) VALUES (?, ?, ?, ?, ?) "
-                "ON CONFLICT(name) DO UPDATE SET spec = excluded.spec, model = excluded.model, "
-                "updated = excluded.updated",
-                (name, json.dumps(spec), model, now, now),
-            )
+        self.transaction([*statements, self.experiment_row(name, spec, model)])
+
+    @staticmethod
+    def experiment_row(name: str, spec: dict, model: str) -> tuple[str, tuple]:
+        """The statement that records an experiment (its spec and model replaced if it exists)."""
+        now = utc_now()
+        return (
+            "INSERT INTO experiments (name, spec, model, created, updated) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT(name) DO UPDATE SET spec = excluded.spec, model = excluded.model, "
+            "updated = excluded.updated",
+            (name, json.dumps(spec), model, now, now),
         )
-        self.transaction(statements)
 
     def finished_keys(self, experiment: str) -> set[str]:
         """Keys of the experiment's jobs that are done."""

@@ -70,13 +70,7 @@ class JobQueue:
         """Record the experiment and queue its jobs in one transaction; jobs already queued or done under
         the same key are not queued again. Returns the ids of the experiment's rows for these keys."""
         now = utc_now()
-        statements = [
-            (
-                "INSERT INTO experiments (name, spec, model, created, updated) VALUES (?, ?, ?, ?, ?) "
-                "ON CONFLICT(name) DO UPDATE SET spec = excluded.spec, updated = excluded.updated",
-                (experiment, json.dumps(spec), model, now, now),
-            )
-        ]
+        statements = [self.store.experiment_row(experiment, spec, model)]
         for row in rows:
             statements.append(
                 (
