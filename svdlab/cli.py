@@ -323,6 +323,50 @@ def sweep(
 
 @app.command(
     epilog=examples(
+        "svdlab interpolate outputs/scene-1.mp4 --factor 2",
+        "svdlab interpolate clip.webm --factor 4 --method blend --format gif --out slow",
+    )
+)
+def interpolate(
+    video: Annotated[Path, typer.Argument(metavar="VIDEO", help="Video file (mp4, webm, gif).")],
+    factor: Annotated[int, typer.Option(help="New frame rate over the old: 2 or 4.")] = 2,
+    method: Annotated[
+        str, typer.Option(metavar="NAME", help="flow (optical flow, both ways) or blend (cross-fade).")
+    ] = "flow",
+    out: Annotated[Path, typer.Option(metavar="DIR", help="Folder for the video and its manifest.")] = Path(
+        "outputs"
+    ),
+    format: Annotated[
+        str, typer.Option("--format", metavar="TYPE", help="mp4, webm, gif, webp or png.")
+    ] = "mp4",
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace a video of the same name that another input made.")
+    ] = False,
+) -> None:
+    """Make a video smoother: new frames between its frames, by optical flow, without model weights."""
+    from svdlab.media import VIDEO_FORMATS
+    from svdlab.post import INTERPOLATION_METHODS, interpolate_video
+
+    checks = [
+        (factor in (2, 4), f"--factor {factor} is not allowed: use 2 or 4"),
+        (
+            method in INTERPOLATION_METHODS,
+            f"--method {method} is not one of {', '.join(INTERPOLATION_METHODS)}",
+        ),
+        (format in VIDEO_FORMATS, f"--format {format} is not one of {', '.join(VIDEO_FORMATS)}"),
+    ]
+    for fine, message in checks:
+        if not fine:
+            raise fail(message)
+    try:
+        path = interpolate_video(video, factor, method, out, format, overwrite)
+    except SvdlabError as error:
+        raise fail(str(error)) from None
+    print_line(f"{video} -> {path}")
+
+
+@app.command(
+    epilog=examples(
         "svdlab serve",
         "svdlab serve --model svd-xt --device cuda:0,cuda:1 --runs-dir /data/runs",
         "SVDLAB_TOKEN=s3cret svdlab serve --host 0.0.0.0",

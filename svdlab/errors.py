@@ -31,3 +31,7 @@ class SvdlabWarning(UserWarning):
 
 class OutputError(SvdlabError):
     """An output file or folder cannot be written."""
+
+
+class InvalidVideoError(SvdlabError):
+    """An input video cannot be read, or is too short for what was asked."""

@@ -9,10 +9,10 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 from svdlab.errors import OutputError
+from svdlab.timestamps import utc_now
 
 DATABASE = "svdlab.db"
 BUSY_SECONDS = 30
@@ -56,11 +56,6 @@ CREATE TABLE IF NOT EXISTS metrics (
     FOREIGN KEY (experiment, key) REFERENCES jobs(experiment, key) ON DELETE CASCADE
 );
 """
-
-
-def utc_now() -> str:
-    """The time now in UTC, ISO 8601 to the second."""
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def _use_wal(connection: sqlite3.Connection) -> None:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
-from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
 from svdlab.media.atomic import remove_path, write_json_atomic
 from svdlab.media.export import write_encoded, write_video
 from svdlab.params import params_identity
+from svdlab.timestamps import utc_now
 
 PACKAGES = ("svdlab", "diffusers", "transformers", "torch", "accelerate")
 MODEL_KEYS_THAT_SHAPE_FRAMES = ("source", "location", "revision", "weights_sha256", "dtype")
@@ -32,7 +32,7 @@ def versions() -> dict[str, str]:
 def build_manifest(model, params, image: dict, timings: dict, output: dict, lora: dict | None = None) -> dict:
     """The manifest of one video: model (and LoRA) identity, parameters, input, versions, timings, output."""
     return {
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": utc_now(),
         "model": model.describe(),
         **({"lora": lora} if lora is not None else {}),
         "params": params.model_dump(),

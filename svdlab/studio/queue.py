@@ -13,7 +13,8 @@ import sqlite3
 import threading
 from pathlib import Path
 
-from svdlab.experiments.store import Store, store_error, utc_now
+from svdlab.experiments.store import Store, store_error
+from svdlab.timestamps import utc_now
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS queue (
