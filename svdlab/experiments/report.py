@@ -244,7 +244,7 @@ def _copy_videos(rows: list[dict], runs_dir: Path, videos_dir: Path) -> dict[str
     return sources
 
 
-def _manifests(rows: list[dict], runs_dir: Path) -> dict[str, dict]:
+def read_manifests(rows: list[dict], runs_dir: Path) -> dict[str, dict]:
     """Each job's manifest (beside its video), by job key; jobs whose manifest cannot be read are left out."""
     found = {}
     for row in rows:
@@ -608,7 +608,7 @@ def write_report(runs_dir: str | Path, name: str) -> Path:
         temp.mkdir()
         done = [row for row in rows if row["status"] == "done"]
         sources = _copy_videos(done, runs_dir, temp / "videos")
-        manifests = _manifests(done, runs_dir)
+        manifests = read_manifests(done, runs_dir)
         inputs = _copy_inputs(manifests, temp / "inputs")
         page = _page(experiment, rows, sources, inputs, manifests)
         (temp / "index.html").write_text(page, encoding="utf-8")

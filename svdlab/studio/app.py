@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from svdlab.errors import OutputError, SvdlabError
 from svdlab.experiments.explain import METRIC_NOTES
-from svdlab.experiments.report import plots_html, sections, write_report
+from svdlab.experiments.report import plots_html, read_manifests, sections, write_report
 from svdlab.experiments.spec import SweepSpec
 from svdlab.experiments.store import DATABASE
 from svdlab.media.atomic import remove_stale_temps
@@ -244,6 +244,7 @@ def create_app(studio: Studio) -> FastAPI:
         record = _experiment(studio, name)
         rows = queue.store.results(name)
         swept, _, metrics = sections(record, rows)
+        manifests = read_manifests(rows, studio.runs_dir)
         return {
             "name": name,
             "model": record["model"],
@@ -251,7 +252,7 @@ def create_app(studio: Studio) -> FastAPI:
             "swept": swept,
             "metrics": metrics,
             "metric_notes": {metric: _metric_note(metric) for metric in metrics},
-            "results": [_result(studio, name, row) for row in rows],
+            "results": [_result(studio, row, manifests.get(row["key"])) for row in rows],
         }
 
     @app.get("/api/experiments/{name}/spec.toml", response_class=PlainTextResponse, summary="Its sweep TOML")
@@ -381,19 +382,11 @@ def _metric_note(metric: str) -> str:
     return note.meaning + (f" ({note.better} is better)" if note.better else "")
 
 
-def _result(studio: Studio, experiment: str, row: dict) -> dict:
-    """A result row with the URLs of its video and of the input image as the model saw it."""
-    video = row.pop("video", None)
-    row.update(_file_urls(studio.runs_dir, video))
-    row["input_url"] = None
-    if video:
-        try:
-            manifest = json.loads(manifest_path(studio.runs_dir / video).read_text(encoding="utf-8"))
-            fitted = manifest.get("image", {}).get("fitted_file")
-            if fitted:
-                row["input_url"] = f"/files/{quote(experiment)}/{quote(fitted)}"
-        except (OSError, ValueError):
-            pass
+def _result(studio: Studio, row: dict, manifest: dict | None) -> dict:
+    """A result row with the URLs of its video and manifest and of the input image as the model saw it."""
+    row.update(_file_urls(studio.runs_dir, row.pop("video", None)))
+    fitted = (manifest or {}).get("image", {}).get("fitted_file")
+    row["input_url"] = _file_url(studio, manifest["_folder"] / fitted) if fitted else None
     return row
 
 
