@@ -12,7 +12,7 @@ import torch
 
 from svdlab.engine import Job, VideoEngine
 from svdlab.errors import InvalidParameterError, OutOfMemoryError, OutputError, SvdlabError
-from svdlab.media import VIDEO_FORMATS, describe_source, fit_image, load_image, source_stem
+from svdlab.media import VIDEO_FORMATS, describe_source, fit_image, frames_to_uint8, load_image, source_stem
 from svdlab.media.atomic import check_writable, remove_stale_temps
 from svdlab.media.fit import warn_if_cropped_hard
 from svdlab.media.manifest import (
@@ -26,6 +26,8 @@ from svdlab.media.manifest import (
 )
 from svdlab.models import SVDModel, load_model
 from svdlab.params import GenerationParams, make_params, params_identity, parse_size
+from svdlab.post.interpolate import interpolated
+from svdlab.post.keyframes import LastFrame, keyframes_entry, load_last_frame
 from svdlab.progress import generation_progress
 from svdlab.training.lora import check_lora, lora_applied
 
@@ -111,6 +113,10 @@ def generate(
     overwrite: bool = False,
     progress: bool = False,
     on_image_error: Callable[[str, SvdlabError], None] | None = None,
+    last_frame: str | Path | object | None = None,
+    loop: bool = False,
+    interpolate: str = "none",
+    interpolate_factor: int = 2,
 ) -> list[GeneratedVideo]:
     """Make one video per image with the same settings; images that share a shape are batched.
 
@@ -123,7 +129,12 @@ def generate(
     this call and is left as it was. Images over `max_pixels` (default: SVDLAB_MAX_PIXELS, else 64 Mi)
     are refused. `sampler`, `schedule`, `guidance_interval` ('START:END' in steps, END excluded: the
     unconditional branch runs only there) and `cache_interval` (the deep UNet blocks rerun every that many
-    evaluations, 1 = always) trade exactness for speed; the defaults are exact.
+    evaluations, 1 = always) trade exactness for speed; the defaults are exact. `last_frame` (an image)
+    makes each video end on it, and `loop` on its own first image (that last frame is then left out, so the
+    video plays round without showing it twice): a context model takes both ends as context frames; a
+    one-frame model joins them by time-reversal fusion. Each manifest's `keyframes` says
+    which. `interpolate` ("flow" or "blend") puts `interpolate_factor - 1` new frames between each pair of
+    the finished frames and multiplies the frame rate by the factor.
     """
     if isinstance(images, (str, Path)) or not isinstance(images, Sequence):
         images = [images]
@@ -149,6 +160,9 @@ def generate(
         schedule=schedule,
         guidance_interval=guidance_interval,
         cache_interval=cache_interval,
+        loop=loop or None,
+        interpolate=interpolate,
+        interpolate_factor=interpolate_factor,
     )
     if batch_size is not None and batch_size < 1:
         raise InvalidParameterError(
@@ -170,6 +184,7 @@ def generate(
             forward_chunking=forward_chunking,
         )
     params = params.resolved(model)
+    last = load_last_frame(params, last_frame, max_pixels) if last_frame is not None else None
 
     jobs = []
     for source in images:
@@ -184,7 +199,10 @@ def generate(
         warn_if_cropped_hard(name, image.size, params.width, params.height, params.fit)
         fitted = fit_image(image, params.width, params.height, params.fit)
         info = image_info(name, image, params.fit)
-        jobs.append(Job(image=fitted, params=params, tag=(source_stem(source), info)))
+        stem, context = source_stem(source) + ("_loop" if params.loop else ""), None
+        if last is not None:
+            stem, context = stem + last.suffix, last.context(fitted)
+        jobs.append(Job(image=fitted, params=params, tag=(stem, info), context=context))
 
     results, taken = [], set()
     with lora_applied(model, lora, lora_scale) as lora_entry:
@@ -192,6 +210,7 @@ def generate(
             "model": model.describe(),
             "params": params_identity(params.model_dump()),
             "lora": lora_entry,
+            **keyframes_entry(model, params, last),
         }
         settings = settings_hash(shaping)
         for job in jobs:
@@ -207,7 +226,7 @@ def generate(
                 for pack in packs:
                     for result in engine.run_pack(pack, on_step=bar.step):
                         name, info = result.job.tag
-                        results.append(_finish(model, result, name, info, format, out, lora_entry))
+                        results.append(_finish(model, result, name, info, format, out, lora_entry, last))
                         bar.video()
             except torch.OutOfMemoryError as error:
                 done = (
@@ -217,13 +236,20 @@ def generate(
     return results
 
 
-def _finish(model, result, name: str, info: dict, format: str, out, lora: dict | None) -> GeneratedVideo:
+def _finish(
+    model, result, name: str, info: dict, format: str, out, lora: dict | None, last: LastFrame | None
+) -> GeneratedVideo:
     """Build the manifest and, with an output folder, write the video and its manifest."""
     params = result.job.params
     target = video_path(Path(out), name, format) if out is not None else None
     manifest = build_manifest(
         model, params, info, result.timings, output_info(params, format, target), lora=lora
     )
+    manifest.update(keyframes_entry(model, params, last))
+    frames = result.frames
+    if params.interpolate != "none":
+        pixels = interpolated(frames_to_uint8(frames), params)
+        frames = torch.from_numpy(pixels).permute(0, 3, 1, 2).float().div(255.0)
     if target is not None:
-        target = save_video(result.frames, params.fps, format, target, manifest)
-    return GeneratedVideo(source=info["source"], frames=result.frames, manifest=manifest, path=target)
+        target = save_video(frames, manifest["output"]["fps"], format, target, manifest)
+    return GeneratedVideo(source=info["source"], frames=frames, manifest=manifest, path=target)

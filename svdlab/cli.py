@@ -184,6 +184,17 @@ def generate(
     overwrite: Annotated[
         bool, typer.Option(help="Replace a file of the same name that other settings made.")
     ] = False,
+    last_frame: Annotated[
+        str | None,
+        typer.Option(metavar="IMAGE", help="End each video on this image (keyframe inbetweening)."),
+    ] = None,
+    loop: Annotated[
+        bool, typer.Option(help="End each video on its own first image: a seamless loop.")
+    ] = False,
+    interpolate: Annotated[
+        str, typer.Option(metavar="METHOD", help="Then interpolate the frames: none, flow or blend.")
+    ] = "none",
+    interpolate_factor: Annotated[int, typer.Option(help="New frame rate over the old: 2 or 4.")] = 2,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
     """Turn each IMAGE into a video; several images are batched together."""
@@ -231,11 +242,17 @@ def generate(
             overwrite=overwrite,
             progress=not quiet,
             on_image_error=report_bad_image,
+            last_frame=last_frame,
+            loop=loop,
+            interpolate=interpolate,
+            interpolate_factor=interpolate_factor,
         )
     except SvdlabError as error:
         raise fail(str(error)) from None
     except KeyboardInterrupt:
         raise fail(f"interrupted; finished videos are in {out}; run the command again for the rest") from None
+    if videos and "keyframes" in videos[0].manifest:
+        print_line(f"both ends held by {videos[0].manifest['keyframes']['method']} on {model}")
     for video in videos:
         print_line(f"{video.source} -> {video.path}")
     if failures:
@@ -331,8 +348,19 @@ def interpolate(
     video: Annotated[Path, typer.Argument(metavar="VIDEO", help="Video file (mp4, webm, gif).")],
     factor: Annotated[int, typer.Option(help="New frame rate over the old: 2 or 4.")] = 2,
     method: Annotated[
-        str, typer.Option(metavar="NAME", help="flow (optical flow, both ways) or blend (cross-fade).")
+        str,
+        typer.Option(
+            metavar="NAME",
+            help="flow (optical flow both ways), blend (cross-fade) or model (a context model makes them).",
+        ),
     ] = "flow",
+    model: Annotated[
+        str, typer.Option(metavar="NAME", help="The context model for --method model.")
+    ] = "demo-context",
+    seed: Annotated[int, typer.Option(help="Random seed of --method model.")] = 42,
+    steps: Annotated[
+        int | None, typer.Option(help="Sampler steps of --method model.", show_default=FROM_MODEL)
+    ] = None,
     out: Annotated[Path, typer.Option(metavar="DIR", help="Folder for the video and its manifest.")] = Path(
         "outputs"
     ),
@@ -342,27 +370,80 @@ def interpolate(
     overwrite: Annotated[
         bool, typer.Option(help="Replace a video of the same name that another input made.")
     ] = False,
+    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
-    """Make a video smoother: new frames between its frames, by optical flow, without model weights."""
+    """Make a video smoother: new frames between its frames, by optical flow or a context model."""
     from svdlab.media import VIDEO_FORMATS
     from svdlab.post import INTERPOLATION_METHODS, interpolate_video
 
+    methods = (*INTERPOLATION_METHODS, "model")
     checks = [
         (factor in (2, 4), f"--factor {factor} is not allowed: use 2 or 4"),
-        (
-            method in INTERPOLATION_METHODS,
-            f"--method {method} is not one of {', '.join(INTERPOLATION_METHODS)}",
-        ),
+        (method in methods, f"--method {method} is not one of {', '.join(methods)}"),
         (format in VIDEO_FORMATS, f"--format {format} is not one of {', '.join(VIDEO_FORMATS)}"),
     ]
     for fine, message in checks:
         if not fine:
             raise fail(message)
+    if method == "model":
+        _quiet_libraries()
     try:
-        path = interpolate_video(video, factor, method, out, format, overwrite)
+        made = interpolate_video(video, factor, method, out, format, overwrite, model, seed, steps, not quiet)
     except SvdlabError as error:
         raise fail(str(error)) from None
-    print_line(f"{video} -> {path}")
+    made_by = made.manifest["made_by"]
+    if "asked" in made_by:
+        print_warning(f"{made_by['why']}: interpolated by {made_by['method']} instead of {made_by['asked']}")
+    print_line(f"{video} -> {made.path}")
+
+
+@app.command(
+    epilog=examples(
+        "svdlab extend clip.mp4 --segments 3",
+        "svdlab extend clip.mp4 --segments 2 --model demo",
+    )
+)
+def extend(
+    video: Annotated[Path, typer.Argument(metavar="VIDEO", help="Video file (mp4, webm, gif).")],
+    segments: Annotated[int, typer.Option(help="Generated segments to add.")] = 1,
+    model: Annotated[
+        str,
+        typer.Option(
+            metavar="NAME",
+            help="A context model continues from the last two frames; a one-frame model from the last.",
+        ),
+    ] = "demo-context",
+    seed: Annotated[
+        int, typer.Option(help="Random seed of the first segment (the next: seed + 1, ...).")
+    ] = 42,
+    steps: Annotated[int | None, typer.Option(help="Sampler steps.", show_default=FROM_MODEL)] = None,
+    out: Annotated[Path, typer.Option(metavar="DIR", help="Folder for the video and its manifest.")] = Path(
+        "outputs"
+    ),
+    format: Annotated[
+        str, typer.Option("--format", metavar="TYPE", help="mp4, webm, gif, webp or png.")
+    ] = "mp4",
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace a video of the same name that another input made.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+) -> None:
+    """Make a video longer: generated segments that continue from its last frames."""
+    from svdlab.media import VIDEO_FORMATS
+
+    if format not in VIDEO_FORMATS:
+        raise fail(f"--format {format} is not one of {', '.join(VIDEO_FORMATS)}")
+    _quiet_libraries()
+    from svdlab.post.continuation import extend_video
+
+    try:
+        made = extend_video(video, segments, model, out, format, overwrite, seed, steps, not quiet)
+    except SvdlabError as error:
+        raise fail(str(error)) from None
+    except KeyboardInterrupt:
+        raise fail("interrupted; nothing was written; run the command again") from None
+    print_line(f"continued by {made.manifest['made_by']['method']}")
+    print_line(f"{video} -> {made.path}")
 
 
 @app.command(

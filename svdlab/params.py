@@ -12,11 +12,14 @@ from svdlab.errors import InvalidParameterError, SvdlabWarning
 FitMode = Literal["crop", "pad", "stretch"]
 SamplerName = Literal["euler", "heun", "dpmpp_2m", "euler_ancestral"]
 ScheduleName = Literal["karras", "exponential"]
-FAST_MODE_DEFAULTS = {
+LATER_DEFAULTS = {  # settings added after job keys existed: left out of keys while at these defaults
     "sampler": "euler",
     "schedule": "karras",
     "guidance_interval": None,
     "cache_interval": 1,
+    "loop": False,
+    "interpolate": "none",
+    "interpolate_factor": 2,
 }
 TRAINED_MAX_BUCKET = 255
 TRAINED_MAX_NOISE = 0.15
@@ -24,7 +27,8 @@ TRAINED_FPS = (5, 30)
 
 
 class GenerationParams(BaseModel):
-    """Every setting of one video; None means the model's default."""
+    """Every setting of one video; None means the model's default. `interpolate` (with its factor) runs on
+    the finished frames, so that a sweep can vary it too."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
@@ -44,6 +48,9 @@ class GenerationParams(BaseModel):
     schedule: ScheduleName = "karras"
     guidance_interval: tuple[int, int] | None = None
     cache_interval: int = Field(1, ge=1, le=1000)
+    loop: bool = False
+    interpolate: Literal["none", "flow", "blend"] = "none"
+    interpolate_factor: Literal[2, 4] = 2
 
     @field_validator("guidance_interval", mode="before")
     @classmethod
@@ -82,6 +89,7 @@ class GenerationParams(BaseModel):
             values["decode_chunk_size"] = values["num_frames"]
         params = GenerationParams(**values)
         params.check_size(model.size_multiple)
+        params.check_loop()
         params.check_guidance_interval()
         params.warn_outside_training(preset)
         return params
@@ -96,6 +104,13 @@ class GenerationParams(BaseModel):
                     f"{name}={value} is not a multiple of {multiple}, which this model needs; "
                     f"try {lower} or {lower + multiple}"
                 )
+
+    def check_loop(self) -> None:
+        """Refuse a loop too short to hold a frame between its first frame and the same again."""
+        if self.loop and self.num_frames < 3:
+            raise InvalidParameterError(
+                f"loop needs num_frames of 3 or more (its last frame is its first); got {self.num_frames}"
+            )
 
     def check_guidance_interval(self) -> None:
         """Refuse a guidance interval that reaches past the last step."""
@@ -131,12 +146,12 @@ class GenerationParams(BaseModel):
 
 
 def params_identity(values: dict) -> dict:
-    """Parameter values less the fast-mode settings left at (or missing for) their defaults, so that job
+    """Parameter values less the later settings left at (or missing for) their defaults, so that job
     keys and settings hashes made before those settings existed stay the same."""
     return {
         key: value
         for key, value in values.items()
-        if key not in FAST_MODE_DEFAULTS or value != FAST_MODE_DEFAULTS[key]
+        if key not in LATER_DEFAULTS or value != LATER_DEFAULTS[key]
     }
 
 

@@ -10,10 +10,14 @@ import PIL.Image
 import pytest
 
 from svdlab.api import generate
+from svdlab.engine import Job, VideoEngine
+from svdlab.media import frames_to_uint8
 from svdlab.metrics import measure_video
+from svdlab.metrics.fidelity import psnr
 from svdlab.models import PRESETS, load_model
 from svdlab.models.presets import SHIPPED_MODELS
-from svdlab.training.synthetic import render_sprite_clip
+from svdlab.params import make_params
+from svdlab.training.synthetic import moving_sprite_clips, render_sprite_clip
 
 HELD_OUT_SEEDS = range(90_000, 90_005)
 BUCKETS = (20, 60, 120, 180, 240)
@@ -82,3 +86,16 @@ def test_fidelity_falls_as_noise_augmentation_rises(demo_model, held_out_images)
     # NOISE_LEVELS[0] is the default: the first frame at default settings stays close to the input
     assert NOISE_LEVELS[0] == PRESETS["demo"].noise_aug_strength
     assert measured[0]["psnr_first"] >= FIRST_FRAME_PSNR_FLOOR, measured[0]
+
+
+def test_a_last_frame_is_held_as_well_as_the_first_by_time_reversal_fusion(demo_model):
+    clips = moving_sprite_clips(3, 8, HELD_OUT_SEEDS[0])
+    params = make_params(seed=0).resolved(demo_model)
+    firsts = [PIL.Image.fromarray(clip[0]) for clip in clips]
+    jobs = [Job(a, params, context={0: a, 7: PIL.Image.fromarray(c[7])}) for a, c in zip(firsts, clips)]
+    jobs += [Job(a, params) for a in firsts]
+    made = [frames_to_uint8(result.frames) for result in VideoEngine(demo_model).run(jobs)]
+    held, plain = made[:3], made[3:]
+    plain_first = np.mean([psnr(video[0], clip[0]) for video, clip in zip(plain, clips)])
+    assert np.mean([psnr(video[0], clip[0]) for video, clip in zip(held, clips)]) >= plain_first - 1
+    assert np.mean([psnr(video[7], clip[7]) for video, clip in zip(held, clips)]) >= plain_first - 1

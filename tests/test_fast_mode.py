@@ -11,7 +11,7 @@ from svdlab.engine import Job, VideoEngine
 from svdlab.engine.caching import DeepFeatureCache
 from svdlab.experiments.planner import job_key
 from svdlab.media.manifest import manifest_path, settings_hash
-from svdlab.params import FAST_MODE_DEFAULTS
+from svdlab.params import LATER_DEFAULTS
 from tests.conftest import make_image, params_for
 
 STEPS = 4
@@ -185,7 +185,7 @@ FAST_SETTINGS = [
 def test_job_keys_name_each_fast_setting_and_keep_the_exact_keys_of_before(tiny_model):
     identity, pixels = {"weights_sha256": "w", "dtype": "float32"}, "p"
     exact = params_for(tiny_model, steps=STEPS)
-    before = {key: value for key, value in exact.model_dump().items() if key not in FAST_MODE_DEFAULTS}
+    before = {key: value for key, value in exact.model_dump().items() if key not in LATER_DEFAULTS}
     payload = json.dumps({"model": identity, "image": pixels, "params": before}, sort_keys=True)
     assert job_key(identity, pixels, exact) == hashlib.sha256(payload.encode()).hexdigest()[:16]
     keys = {job_key(identity, pixels, params_for(tiny_model, steps=STEPS, **s)) for s in FAST_SETTINGS}
@@ -208,7 +208,7 @@ def test_manifests_carry_the_fast_settings_and_name_fast_videos_apart(tiny_model
     old = {
         **exact.manifest,
         "params": {
-            key: value for key, value in exact.manifest["params"].items() if key not in FAST_MODE_DEFAULTS
+            key: value for key, value in exact.manifest["params"].items() if key not in LATER_DEFAULTS
         },
     }
     assert settings_hash(old) == settings_hash(exact.manifest) != settings_hash(written)

@@ -45,7 +45,9 @@ def write_config(folder, dataset, stages, **settings) -> str:
     """A training config file in `folder` over `dataset` with the given stages and top-level settings."""
     lines = [f'name = "{settings.pop("name", "run")}"', f'output = "{folder / "runs"}"']
     sections = {
-        key: settings.pop(key) for key in ("model", "lora", "validation", "objective") if key in settings
+        key: settings.pop(key)
+        for key in ("model", "lora", "validation", "objective", "context")
+        if key in settings
     }
     lines += [f"{key} = {json.dumps(value)}" for key, value in settings.items()]
     sections.setdefault("model", {"checkpoint": "tiny-random"})
@@ -365,3 +367,46 @@ def test_the_conditioning_reaches_the_unet_or_is_dropped_whole(tmp_path, dataset
     assert ids[:, 0].tolist() == [record["fps"] - 1 for record in records]
     assert ids[:, 1].tolist() == [record["motion_bucket_id"] for record in records]
     assert ((ids[:, 2] > 0.005) & (ids[:, 2] < 0.5)).all()
+
+
+def test_the_context_task_widens_the_input_and_gives_each_clip_its_pattern(tmp_path, dataset):
+    stages = [{"kind": "video", "steps": 2, "batch_size": 2}]
+    path = write_config(tmp_path, dataset, stages, task="context", context={"patterns": {"first_last": 1.0}})
+    trainer = Trainer(load_train_config(path), tmp_path / "train.toml")
+    base = load_model("tiny-random", device="cpu", dtype="float32").unet.conv_in.weight
+    widened = trainer.model.unet.conv_in.weight
+    assert widened.shape[1] == base.shape[1] + 1 and torch.equal(widened[:, :-1], base)
+    assert widened[:, -1].abs().sum() == 0  # the mask channel starts at zero
+    unet = trainer.model.unet
+    trainer.model.unet = RecordingUNet()
+    trainer.loss_on([0, 1])
+    sample, embeddings, _ = trainer.model.unet.seen
+    trainer.model.unet = unet
+    mask = sample[:, :, -1]
+    assert mask[:, :, 0, 0].tolist() == [[1.0, 0.0, 0.0, 1.0]] * 2  # first and last of 4 frames
+    assert sample[:, 1:3, 4:8].abs().sum() == 0 and sample[:, 0, 4:8].abs().sum() > 0
+    assert embeddings.abs().sum() > 0
+    result = train(path, progress=False)
+    model = load_model(result.output, device="cpu", dtype="float32")
+    assert model.preset.context and model.unet.config.in_channels == 9
+    assert not torch.equal(
+        model.unet.conv_in.weight[:, -1], torch.zeros_like(model.unet.conv_in.weight[:, -1])
+    )
+
+
+def test_a_context_run_validates_every_pattern_against_the_true_frames(tmp_path, dataset):
+    stages = [{"kind": "video", "steps": 1, "batch_size": 2}]
+    validation = {"count": 1, "fixed": {"steps": 2}}
+    path = write_config(tmp_path, dataset, stages, task="context", validation=validation)
+    result = train(path, progress=False)
+    (summary,) = result.reports
+    patterns = json.loads(summary.read_text())["patterns"]
+    assert set(patterns) == {"none", "first", "first_two", "first_last", "every_2", "every_4"}
+    assert "given_psnr" not in patterns["none"] and "given_psnr" in patterns["every_2"]
+    assert len(list(summary.parent.glob("*.mp4"))) == 6
+
+
+def test_a_lora_cannot_train_the_context_task(tmp_path, dataset):
+    path = write_config(tmp_path, dataset, [{"kind": "video", "steps": 1}], task="context", lora={"rank": 2})
+    with pytest.raises(InvalidParameterError, match="widens"):
+        load_train_config(path)

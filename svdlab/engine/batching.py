@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -34,11 +34,12 @@ def uses_guidance(params) -> bool:
     return params.min_guidance != 1.0 or params.max_guidance != 1.0
 
 
-def group_jobs(jobs: Sequence) -> dict[tuple, list]:
-    """Jobs grouped by pack key, groups in the order their first job appears."""
+def group_jobs(jobs: Sequence, kind: Callable[[object], object] = lambda job: None) -> dict[tuple, list]:
+    """Jobs grouped by pack key and by `kind(job)` (jobs that sample differently), groups in the order
+    their first job appears."""
     groups: dict[tuple, list] = {}
     for job in jobs:
-        groups.setdefault(pack_key(job.params), []).append(job)
+        groups.setdefault((*pack_key(job.params), kind(job)), []).append(job)
     return groups
 
 

@@ -1,4 +1,5 @@
-"""SVD conditioning: CLIP image embedding, noise-augmented VAE latent, micro-conditioning time ids."""
+"""SVD conditioning: CLIP image embedding, noise-augmented VAE latent, micro-conditioning time ids, and the
+per-frame context channels of context-frame models."""
 
 from __future__ import annotations
 
@@ -46,6 +47,14 @@ def vae_latents(model, pixels: torch.Tensor) -> torch.Tensor:
     """Posterior-mode VAE latents (B, C, h, w), unscaled, of frames of shape (B, 3, H, W)."""
     encoder_dtype = model.vae.quant_conv.weight.dtype
     return model.vae.encode(pixels.to(model.device, encoder_dtype)).latent_dist.mode()
+
+
+def context_channels(latents: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """A context model's conditioning channels (..., F, C + 1, h, w): each frame's context latent where the
+    frame is given (mask 1) and zeros elsewhere, then the mask itself, from latents (..., F, C, h, w) and a
+    mask (..., F)."""
+    plane = mask[..., None, None, None].to(latents.dtype)
+    return torch.cat([latents * plane, plane.expand(*latents.shape[:-3], 1, *latents.shape[-2:])], dim=-3)
 
 
 class LRUCache:

@@ -22,6 +22,7 @@ from svdlab.engine.caching import DeepFeatureCache
 from svdlab.engine.conditioning import (
     LRUCache,
     clip_embeddings,
+    context_channels,
     image_digest,
     image_to_tensor,
     time_ids,
@@ -34,9 +35,11 @@ from svdlab.engine.sampler import (
     STOCHASTIC_SAMPLERS,
     initial_noise_scale,
     noise_condition,
+    sample_fused,
     scale_input,
     v_to_denoised,
 )
+from svdlab.errors import InvalidParameterError
 
 StepEnd = Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor | None]
 
@@ -54,14 +57,28 @@ class Job:
     """One video to make: a fitted RGB image and resolved parameters; `tag` is the caller's.
 
     By default the engine draws the noise from `params.seed` in diffusers' order and CLIP-embeds `image`;
-    `noise` and `embed_image` (diffusers embeds its input before resizing it) replace those.
+    `noise` and `embed_image` (diffusers embeds its input before resizing it) replace those. `context`
+    gives frames by index instead (fitted images; `image` is then the first of them, or None when there
+    are none): a context model takes any; a one-frame model takes frame 0, and frame 0 with the last frame
+    by time-reversal fusion. A job without `context` has `image` as frame 0, and with `params.loop` as the
+    last frame too; a loop's video leaves that last frame out.
     """
 
-    image: PIL.Image.Image
+    image: PIL.Image.Image | None
     params: object
     tag: object = None
     noise: DrawnNoise | None = None
     embed_image: PIL.Image.Image | None = None
+    context: dict[int, PIL.Image.Image] | None = None
+
+    def given_frames(self) -> dict[int, PIL.Image.Image]:
+        """The given frames by index, in order: `context`, or else `image` at frame 0 (and, for a loop, at
+        the last frame too)."""
+        if self.context is not None:
+            return dict(sorted(self.context.items()))
+        if getattr(self.params, "loop", False):
+            return {0: self.image, self.params.num_frames - 1: self.image}
+        return {0: self.image}
 
 
 @dataclass
@@ -77,12 +94,14 @@ class VideoResult:
 
 @dataclass
 class _Prepared:
-    """A job's conditioning and starting noise."""
+    """A job's conditioning (CLIP embedding (1, D), per-frame input channels (F, C', h, w); for time-reversal
+    fusion also those of the last frame) and starting noise."""
 
     embedding: torch.Tensor
-    latent: torch.Tensor
+    concat: torch.Tensor
     noise: torch.Tensor
     generator: torch.Generator
+    reverse: tuple[torch.Tensor, torch.Tensor] | None = None
 
 
 class VideoEngine:
@@ -98,13 +117,21 @@ class VideoEngine:
 
     def plan(self, jobs: Iterable[Job]) -> list[list[Job]]:
         """The packs the jobs will run in, in order."""
+        jobs = list(jobs)
+        for job in jobs:
+            check_context(self.model, job)
         packs = []
-        for key, group in group_jobs(list(jobs)).items():
+        for key, group in group_jobs(jobs, self.two_way).items():
             size = self.batch_size or self.sizer.size_for(
                 self.model, key, any(uses_guidance(job.params) for job in group), len(group)
             )
             packs.extend(split(group, size))
         return packs
+
+    def two_way(self, job: Job) -> bool:
+        """Whether the job samples both ways (time-reversal fusion): a first and a last frame on a one-frame
+        model."""
+        return not self.model.preset.context and len(job.given_frames()) > 1
 
     def run(self, jobs: Iterable[Job], on_step: Callable[[], None] | None = None) -> Iterator[VideoResult]:
         """Generate every job's video; yields each result as soon as it is decoded."""
@@ -131,7 +158,8 @@ class VideoEngine:
         prepared = self._prepare(pack, sigmas)
         conditioned = time.perf_counter()
         cache = DeepFeatureCache(self.model.unet, first.cache_interval) if first.cache_interval > 1 else None
-        denoise = self._denoiser(pack, prepared, sigmas, cache)
+        embeds = torch.stack([item.embedding for item in prepared])
+        denoise = self._denoiser(pack, embeds, torch.stack([item.concat for item in prepared]), sigmas, cache)
         noise = torch.cat([item.noise for item in prepared]).to(self.model.device)
 
         def after_step(i: int, x: torch.Tensor) -> torch.Tensor | None:
@@ -139,13 +167,25 @@ class VideoEngine:
                 on_step()
             return step_end(i, sigmas[i], x) if step_end is not None else None
 
-        extra = {}
-        if first.sampler in STOCHASTIC_SAMPLERS:
-            extra["noise"] = _job_noise([item.generator for item in prepared])
-        with cache.attached() if cache is not None else nullcontext():
-            latents = SAMPLERS[first.sampler](
-                denoise, noise, sigmas.to(self.model.device), callback=after_step, **extra
+        if self.two_way(pack[0]):
+            backward = self._denoiser(
+                pack,
+                torch.stack([item.reverse[0] for item in prepared]),
+                torch.stack([item.reverse[1] for item in prepared]),
+                sigmas,
+                None,
             )
+            latents = sample_fused(
+                denoise, backward, noise, sigmas.to(self.model.device), callback=after_step
+            )
+        else:
+            extra = {}
+            if first.sampler in STOCHASTIC_SAMPLERS:
+                extra["noise"] = _job_noise([item.generator for item in prepared])
+            with cache.attached() if cache is not None else nullcontext():
+                latents = SAMPLERS[first.sampler](
+                    denoise, noise, sigmas.to(self.model.device), callback=after_step, **extra
+                )
         if self.model.device.type == "cuda":
             torch.cuda.synchronize()  # so that sampling_s holds the sampling, not just its launch
         sampled = time.perf_counter()
@@ -153,6 +193,10 @@ class VideoEngine:
             decode_start = time.perf_counter()
             chunk = job.params.decode_chunk_size
             frames = decode_frames(self.model, video_latents, chunk) if decode else None
+            if frames is not None and job.params.loop:
+                frames = frames[
+                    :-1
+                ]  # the loop's last frame is its first again: left out, the video plays round
             timings = {
                 "conditioning_s": conditioned - started,
                 "sampling_s": sampled - conditioned,
@@ -162,25 +206,34 @@ class VideoEngine:
             yield VideoResult(job=job, frames=frames, timings=timings, latents=video_latents)
 
     def _prepare(self, pack: list[Job], sigmas: torch.Tensor) -> list[_Prepared]:
-        """Embeddings, augmented latents and starting noise, drawn in diffusers' order per job."""
+        """Embeddings, per-frame conditioning and starting noise, drawn in diffusers' order per job (the
+        augmentation noise of each given frame, in frame order, then the starting latents)."""
         scale = self.model.vae_scale_factor
         channels = self.model.vae.config.latent_channels
-        to_embed, to_encode, keys, noises, generators = {}, {}, [], [], []
+        to_embed, to_encode, plans, noises, generators = {}, {}, [], [], []
         for job in pack:
             p = job.params
-            image = image_to_tensor(job.image)
+            given = job.given_frames()
             latent_shape = (1, p.num_frames, channels, p.height // scale, p.width // scale)
-            augmentation, start, noise_key, generator = _draws(job, image.shape, latent_shape)
+            image_shape = image_to_tensor(next(iter(given.values()))).shape if given else None
+            augmentations, start, noise_key, generator = _draws(job, image_shape, latent_shape)
             noises.append(start * initial_noise_scale(sigmas))
             generators.append(generator)
-            embed_image = job.embed_image if job.embed_image is not None else job.image
-            embed_key = image_digest(embed_image)
-            key = (image_digest(job.image), noise_key, p.noise_aug_strength)
-            keys.append((embed_key, key))
-            if self.embeddings.get(embed_key) is None:
-                to_embed[embed_key] = image_to_tensor(embed_image) if job.embed_image is not None else image
-            if self.latents.get(key) is None:
-                to_encode[key] = image + p.noise_aug_strength * augmentation
+            frame_keys = {}
+            for n, (index, image) in enumerate(given.items()):
+                key = (image_digest(image), noise_key if n == 0 else (noise_key, n), p.noise_aug_strength)
+                frame_keys[index] = key
+                if self.latents.get(key) is None:
+                    to_encode[key] = image_to_tensor(image) + p.noise_aug_strength * augmentations[n]
+            embed_keys = []
+            for n, image in enumerate(given.values()):
+                if n and not self.two_way(job):
+                    break  # a context model sees the first given frame's embedding; a two-way job both ends'
+                embed_image = job.embed_image if n == 0 and job.embed_image is not None else image
+                embed_keys.append(image_digest(embed_image))
+                if self.embeddings.get(embed_keys[-1]) is None:
+                    to_embed[embed_keys[-1]] = image_to_tensor(embed_image)
+            plans.append((frame_keys, embed_keys))
         for group in _same_shape(to_embed):
             embeds = clip_embeddings(self.model, torch.cat([to_embed[key] for key in group]))
             for key, embed in zip(group, embeds):
@@ -192,20 +245,55 @@ class VideoEngine:
             for key, latent in zip(to_encode, encoded):
                 self.latents.put(key, latent)
         return [
-            _Prepared(self.embeddings.get(embed_key), self.latents.get(key), noise, generator)
-            for (embed_key, key), noise, generator in zip(keys, noises, generators)
+            self._conditioning(job, frame_keys, embed_keys, noise, generator)
+            for job, (frame_keys, embed_keys), noise, generator in zip(pack, plans, noises, generators)
         ]
 
+    def _conditioning(
+        self, job: Job, frame_keys: dict, embed_keys: list, noise: torch.Tensor, generator: torch.Generator
+    ) -> _Prepared:
+        """A job's embedding and per-frame input channels from the cached encodings."""
+        frames = job.params.num_frames
+        if not self.model.preset.context:
+            ends = [
+                self.latents.get(key).unsqueeze(0).expand(frames, -1, -1, -1) for key in frame_keys.values()
+            ]
+            embeds = [self.embeddings.get(key) for key in embed_keys]
+            reverse = (embeds[-1], ends[-1]) if self.two_way(job) else None
+            return _Prepared(embeds[0], ends[0], noise, generator, reverse)
+        scale = self.model.vae_scale_factor
+        shape = (
+            frames,
+            self.model.vae.config.latent_channels,
+            job.params.height // scale,
+            job.params.width // scale,
+        )
+        latents, mask = torch.zeros(shape), torch.zeros(frames)
+        for index, key in frame_keys.items():
+            latents[index], mask[index] = self.latents.get(key).float().cpu(), 1.0
+        if embed_keys:
+            embedding = self.embeddings.get(embed_keys[0])
+        else:
+            embedding = torch.zeros(1, self.model.image_encoder.config.projection_dim)
+        return _Prepared(embedding, context_channels(latents, mask), noise, generator)
+
     def _denoiser(
-        self, pack: list[Job], prepared: list[_Prepared], sigmas: torch.Tensor, cache: DeepFeatureCache | None
+        self,
+        pack: list[Job],
+        embeds: torch.Tensor,
+        concat: torch.Tensor,
+        sigmas: torch.Tensor,
+        cache: DeepFeatureCache | None,
     ):
-        """The denoiser of a pack: per-job time ids, per-frame guidance, unconditional rows only for the jobs
-        whose guidance interval holds the current noise level, the deep features from `cache` if given."""
+        """The denoiser of a pack, given its embeddings (B, 1, D) and per-frame input channels
+        (B, F, C', h, w): per-job time ids, per-frame guidance, unconditional rows (zero embeddings and
+        channels) only for the jobs whose guidance interval holds the current noise level, the deep features
+        from `cache` if given."""
         model, device, dtype = self.model, self.model.device, self.model.dtype
         frames = pack[0].params.num_frames
         guided = [i for i, job in enumerate(pack) if uses_guidance(job.params)]
-        embeds = torch.stack([item.embedding for item in prepared]).to(device, dtype)
-        concat = torch.stack([item.latent for item in prepared]).to(device, dtype)
+        embeds = embeds.to(device, dtype)
+        concat = concat.to(device, dtype)
         ids = torch.tensor(
             [time_ids(j.params.fps, j.params.motion_bucket_id, j.params.noise_aug_strength) for j in pack],
             dtype=dtype,
@@ -216,9 +304,7 @@ class VideoEngine:
         ]
         scales = torch.stack(ramps).to(device).view(-1, frames, 1, 1, 1) if guided else None
         row_embeds = torch.cat([torch.zeros_like(embeds[guided]), embeds])
-        row_concat = (
-            torch.cat([torch.zeros_like(concat[guided]), concat]).unsqueeze(1).expand(-1, frames, -1, -1, -1)
-        )
+        row_concat = torch.cat([torch.zeros_like(concat[guided]), concat])
         row_ids = torch.cat([ids[guided], ids])
         bounds = [guided_sigmas(pack[i].params, sigmas) for i in guided]
 
@@ -246,6 +332,37 @@ class VideoEngine:
         return denoise
 
 
+def check_context(model, job: Job) -> None:
+    """Refuse given frames that lie outside the video or differ from its size, and context a one-frame
+    model cannot take (it takes frame 0, or frame 0 and the last by time-reversal fusion)."""
+    p = job.params
+    given = job.given_frames()
+    last = p.num_frames - 1
+    for index, image in given.items():
+        if image is None or not 0 <= index <= last:
+            raise InvalidParameterError(
+                f"context frame {index} is outside the video's {p.num_frames} frames (0..{last}): "
+                f"give frames in that range or make the video longer"
+            )
+        if image.size != (p.width, p.height):
+            raise InvalidParameterError(
+                f"context frame {index} is {image.size[0]}x{image.size[1]}, not the video's "
+                f"{p.width}x{p.height}: fit it to the video's size first"
+            )
+    if model.preset.context:
+        return
+    if set(given) not in ({0}, {0, last}):
+        raise InvalidParameterError(
+            f"{model.name} is a one-frame model: it takes frame 0, or frames 0 and {last} together; "
+            f"frames {sorted(given) or 'none'} need a context model such as --model demo-context"
+        )
+    if len(given) > 1 and (p.sampler != "euler" or p.cache_interval > 1):
+        raise InvalidParameterError(
+            "a first and a last frame on a one-frame model are sampled by time-reversal fusion, which runs "
+            "with sampler=euler and cache_interval=1; drop --sampler and --cache-interval"
+        )
+
+
 def guided_sigmas(params, sigmas: torch.Tensor) -> tuple[float, float]:
     """The (lowest, highest) noise level at which a job is guided: its guidance interval's steps, or all."""
     start, end = params.guidance_interval or (0, params.steps)
@@ -254,17 +371,22 @@ def guided_sigmas(params, sigmas: torch.Tensor) -> tuple[float, float]:
 
 def _draws(
     job: Job, image_shape: tuple, latent_shape: tuple
-) -> tuple[torch.Tensor, torch.Tensor, object, torch.Generator]:
-    """A job's N(0, 1) augmentation noise and starting latents, a key that names the augmentation, and the
-    job's generator for any later draws (a stochastic sampler's)."""
+) -> tuple[list[torch.Tensor], torch.Tensor, object, torch.Generator]:
+    """A job's N(0, 1) augmentation noise (one per given frame) and starting latents, a key that names the
+    augmentation, and the job's generator for any later draws (a stochastic sampler's)."""
     generator = torch.Generator("cpu").manual_seed(job.params.seed)
+    count = len(job.given_frames())
     if job.noise is None:
-        augmentation = torch.randn(image_shape, generator=generator)
-        return augmentation, torch.randn(latent_shape, generator=generator), job.params.seed, generator
+        augmentations = [torch.randn(image_shape, generator=generator) for _ in range(count)]
+        return augmentations, torch.randn(latent_shape, generator=generator), job.params.seed, generator
+    if count != 1:
+        raise InvalidParameterError(
+            f"given noise holds one frame's augmentation; this job gives {count} frames"
+        )
     augmentation = job.noise.augmentation.detach().to("cpu", torch.float32).reshape(image_shape)
     key = hashlib.sha1(augmentation.numpy().tobytes()).hexdigest()
     latents = job.noise.latents.detach().to("cpu", torch.float32).reshape(latent_shape)
-    return augmentation, latents, key, generator
+    return [augmentation], latents, key, generator
 
 
 def _job_noise(generators: list[torch.Generator]):

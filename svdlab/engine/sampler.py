@@ -77,6 +77,26 @@ def sample_euler(
     return x
 
 
+def sample_fused(
+    forward: Denoiser,
+    backward: Denoiser,
+    x: torch.Tensor,
+    sigmas: torch.Tensor,
+    callback: StepCallback | None = None,
+) -> torch.Tensor:
+    """Time-reversal fusion's Euler steps over latents (B, F, ...): each step's denoised sample is the
+    frame-wise blend of `forward`'s (weight 1 at the first frame falling linearly to 0 at the last) and
+    `backward`'s on the frames in reverse order."""
+    frames = x.shape[1]
+    weight = torch.linspace(1.0, 0.0, frames, device=x.device).view(1, frames, *([1] * (x.dim() - 2)))
+    for i in range(len(sigmas) - 1):
+        sigma = sigmas[i]
+        denoised = weight * forward(x, sigma) + (1 - weight) * backward(x.flip(1), sigma).flip(1)
+        x = x + (x - denoised) / sigma * (sigmas[i + 1] - sigma)
+        x = _after_step(callback, i, x)
+    return x
+
+
 def sample_heun(
     denoise: Denoiser, x: torch.Tensor, sigmas: torch.Tensor, callback: StepCallback | None = None
 ) -> torch.Tensor:

@@ -27,6 +27,8 @@ PARAMETER_NOTES: dict[str, str] = {
     "schedule": "How the noise levels are spaced between the highest and the lowest (karras, exponential).",
     "guidance_interval": "The steps (START:END) that run classifier-free guidance; the others skip the "
     "unconditional branch, which saves UNet work.",
+    "loop": "Ends the video on its first image and leaves that last frame out, so that it plays round "
+    "without a seam (a one-frame model does this by time-reversal fusion, at twice the UNet calls).",
     "cache_interval": "How often the UNet's deep blocks run; in between their last output is reused "
     "(1: every call, exact).",
     "seed": "The random seed of a video's noise: the same seed and settings give the same frames.",

@@ -119,7 +119,12 @@ class SweepWorker:
         for result in self.engine.run([job.engine_job() for job in jobs]):
             job = result.job.tag
             pixels, manifest = describe_video(self.model, spec, job, result)
-            yield job.key, encode_video(pixels, job.params.fps, spec.outputs.format), manifest, os.getpid()
+            yield (
+                job.key,
+                encode_video(pixels, manifest["output"]["fps"], spec.outputs.format),
+                manifest,
+                os.getpid(),
+            )
 
 
 def run_sweep_on_ray(

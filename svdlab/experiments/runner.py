@@ -26,6 +26,8 @@ from svdlab.media.atomic import check_writable, remove_stale_temps
 from svdlab.media.manifest import build_manifest, manifest_path, output_info, save_video, video_path
 from svdlab.metrics import measure_video
 from svdlab.models import load_model
+from svdlab.post.interpolate import interpolated
+from svdlab.post.keyframes import keyframes_entry
 from svdlab.progress import generation_progress
 
 FITTED_INPUTS = "inputs"
@@ -163,7 +165,7 @@ def _finish(sweep: Sweep, result) -> TrackedVideo:
     job: PlannedJob = result.job.tag
     pixels, manifest = describe_video(sweep.model, sweep.spec, job, result)
     target = sweep.folder / manifest["output"]["file"]
-    path = save_video(pixels, job.params.fps, sweep.spec.outputs.format, target, manifest)
+    path = save_video(pixels, manifest["output"]["fps"], sweep.spec.outputs.format, target, manifest)
     return record_video(sweep, job, path, manifest)
 
 
@@ -175,7 +177,8 @@ def describe_video(model, spec: SweepSpec, job: PlannedJob, result) -> tuple[np.
     manifest = build_manifest(
         model, job.params, image, result.timings, output_info(job.params, format, target)
     )
-    pixels = frames_to_uint8(result.frames)  # once, for both the metrics and the encoder
+    manifest.update(keyframes_entry(model, job.params))
+    pixels = interpolated(frames_to_uint8(result.frames), job.params)  # once, for metrics and encoder
     metrics = measure_video(pixels, job.image)
     manifest.update({"experiment": spec.name, "job_key": job.key, "swept": job.swept, "metrics": metrics})
     return pixels, manifest

@@ -65,7 +65,8 @@ def manifest_path(video: Path) -> Path:
 
 
 def settings_hash(manifest: dict) -> str:
-    """A short hash of everything in a manifest that shapes the frames: model, dtype, LoRA and parameters."""
+    """A short hash of everything in a manifest that shapes the frames: model, dtype, LoRA, parameters and
+    the ends a video is held to."""
     model = {key: manifest["model"].get(key) for key in MODEL_KEYS_THAT_SHAPE_FRAMES}
     lora = manifest.get("lora")
     payload = {
@@ -73,16 +74,22 @@ def settings_hash(manifest: dict) -> str:
         "lora": {"sha256": lora["sha256"], "scale": lora["scale"]} if lora else None,
         "params": params_identity(manifest["params"]),
     }
+    keyframes = manifest.get("keyframes")
+    if keyframes:  # only then, so that hashes of videos made before keyframes existed stay the same
+        last = keyframes.get("last_frame")
+        payload["keyframes"] = [keyframes["mode"], keyframes["method"], last and last["pixels_sha256"]]
     text = json.dumps(payload, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:SETTINGS_HASH_LENGTH]
 
 
 def output_info(params, format: str, target: Path | None) -> dict:
     """The manifest's description of the video file."""
+    frames = params.num_frames - (1 if params.loop else 0)  # a loop leaves out its repeated first frame
+    factor = params.interpolate_factor if params.interpolate != "none" else 1
     info = {
         "format": format,
-        "fps": params.fps,
-        "frames": params.num_frames,
+        "fps": params.fps * factor,
+        "frames": (frames - 1) * factor + 1,
         "width": params.width,
         "height": params.height,
     }

@@ -38,3 +38,20 @@ def motion_score(
     pixels = frames_to_uint8(frames)
     flows = pair_flows(to_gray(downscale(pixels, max_side)), stride)
     return mean_magnitude(flows, pixels.shape[1:3]) / stride
+
+
+def flow_cosine(
+    made: np.ndarray | torch.Tensor, truth: np.ndarray | torch.Tensor, moving: float = 0.5
+) -> float:
+    """Mean cosine between the optical flows of consecutive frames of two videos of the same shape, at the
+    pixels where the truth moves at least `moving` px per frame: 1 = same direction, 0 = unrelated; NaN
+    where the truth never moves that much."""
+    made_gray, true_gray = to_gray(frames_to_uint8(made)), to_gray(frames_to_uint8(truth))
+    cosines = []
+    for a, b in zip(pair_flows(made_gray), pair_flows(true_gray)):
+        speed = np.linalg.norm(b, axis=2)
+        mask = speed >= moving
+        dot = (a * b).sum(axis=2)[mask]
+        cosines.append(dot / np.maximum(np.linalg.norm(a, axis=2)[mask] * speed[mask], 1e-6))
+    values = np.concatenate(cosines) if cosines else np.array([])
+    return float(values.mean()) if values.size else float("nan")

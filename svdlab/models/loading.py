@@ -174,6 +174,21 @@ def _preset_for_folder(folder: Path, unet_config, vae_scale_factor: int, repo_id
     return preset_for_config(unet_config.num_frames, unet_config.sample_size, vae_scale_factor)
 
 
+def _checked_inputs(folder: Path, preset: ModelPreset, in_channels: int, latent_channels: int) -> ModelPreset:
+    """The preset, checked against the UNet's input channels: a one-frame model takes noisy and conditioning
+    latents, a context model also a mask channel. Without an svdlab.json the channels decide."""
+    if not (folder / PRESET_FILE).is_file() and in_channels == 2 * latent_channels + 1:
+        return replace(preset, context=True)
+    expected = 2 * latent_channels + (1 if preset.context else 0)
+    if in_channels != expected:
+        kind = "a context model" if preset.context else "a one-frame model"
+        raise ModelNotAvailableError(
+            f"{folder / PRESET_FILE} declares {kind}, whose UNet takes {expected} input channels, but its "
+            f'UNet takes {in_channels}; set "context": {str(not preset.context).lower()} there'
+        )
+    return preset
+
+
 def _download(repo_id: str, variant: str | None, allow_pickle: bool) -> Path:
     """The local snapshot of a hub checkpoint, downloading it if needed."""
     quiet = diffusers_logging.get_verbosity()
@@ -218,8 +233,8 @@ def load_model(
     folder = SHIPPED_MODELS / name if shipped else Path(name).expanduser()
     if shipped and not (folder / "model_index.json").is_file():
         raise ModelNotAvailableError(
-            f"the {name} model's weights are missing from {folder}: reinstall svdlab from its repository "
-            "(the weights ship with it) or retrain them as the README's model card says"
+            f"the {name} model's weights are missing from {folder}: train them with "
+            f"`bash examples/training/retrain-{name}.sh` in svdlab's repository, or reinstall svdlab from it"
         )
     if repo_id is None and not folder.is_dir():
         if not HUB_ID.match(name):
@@ -243,13 +258,15 @@ def load_model(
     except (OSError, ValueError) as error:
         raise ModelNotAvailableError(f"cannot load {folder}: {str(error).splitlines()[0]}") from error
     vae_scale = 2 ** (len(pipe.vae.config.block_out_channels) - 1)
+    preset = preset if shipped else _preset_for_folder(folder, pipe.unet.config, vae_scale, repo_id)
+    preset = _checked_inputs(folder, preset, pipe.unet.config.in_channels, pipe.vae.config.latent_channels)
     model = SVDModel(
         unet=pipe.unet.eval(),
         vae=pipe.vae.eval(),
         image_encoder=pipe.image_encoder.eval(),
         feature_extractor=pipe.feature_extractor,
         scheduler=pipe.scheduler,
-        preset=preset if shipped else _preset_for_folder(folder, pipe.unet.config, vae_scale, repo_id),
+        preset=preset,
         source="hub" if repo_id else "shipped" if shipped else "local",
         location=repo_id or str(folder),
         revision=folder.name if repo_id else None,

@@ -11,7 +11,8 @@ SHIPPED_MODELS = Path(__file__).parent
 @dataclass(frozen=True)
 class ModelPreset:
     """Defaults and origin of one known model: on the hub (repo_id), shipped inside svdlab (a folder named
-    after it next to this module) or built in-process (neither)."""
+    after it next to this module) or built in-process (neither). `context`: the UNet takes context frames
+    (per frame: noisy latent, masked context latent, mask) instead of one image's latent on every frame."""
 
     name: str
     description: str
@@ -27,6 +28,7 @@ class ModelPreset:
     noise_aug_strength: float = 0.02
     trained_spec: bool = True
     shipped: bool = False
+    context: bool = False
 
 
 PRESETS: dict[str, ModelPreset] = {
@@ -65,6 +67,19 @@ PRESETS: dict[str, ModelPreset] = {
         steps=12,
         fps=8,
         shipped=True,
+    ),
+    "demo-context": ModelPreset(
+        name="demo-context",
+        description="svdlab's context demo model, the demo model trained by svdlab to take 0, 1 or more "
+        "context frames: 9 frames at 64x64 (offline; starts, continues, inbetweens and interpolates)",
+        repo_id=None,
+        num_frames=9,
+        width=64,
+        height=64,
+        steps=12,
+        fps=8,
+        shipped=True,
+        context=True,
     ),
     "tiny-random": ModelPreset(
         name="tiny-random",

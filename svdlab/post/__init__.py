@@ -1,4 +1,5 @@
-"""After generation: frame interpolation (and, as they come, inbetweening, loops, long videos, upscaling)."""
+"""After generation: frame interpolation (by flow or by a context model), keyframe inbetweening and loops,
+long videos by continuation (and, as they come, upscaling)."""
 
 from svdlab.post.interpolate import INTERPOLATION_METHODS, interpolate_frames, interpolate_video
 

@@ -18,22 +18,18 @@ so neither is used.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from svdlab.errors import InvalidVideoError, OutputError
-from svdlab.hashing import file_sha256
-from svdlab.media import source_stem
-from svdlab.media.atomic import check_writable
-from svdlab.media.manifest import manifest_path, save_video, versions, video_path
+from svdlab.errors import InvalidVideoError
 from svdlab.media.videos import read_video
 from svdlab.metrics.flow import inside, pixel_grid, sample, to_gray
-from svdlab.timestamps import utc_now
+from svdlab.params import make_params
+from svdlab.post.outputs import PostVideo, input_info, post_target, write_post_video
 
-INTERPOLATION_METHODS = ("flow", "blend")
+INTERPOLATION_METHODS = ("flow", "blend")  # weight-free; interpolate_video also takes "model"
 OUTSIDE_WEIGHT = 0.05  # the weight left to a warp whose source point lies outside its frame
 DIS_PATCH = 4  # DIS patch side in pixels: on 64x64 sprite videos 4 beat 6 and the preset's 8
 
@@ -55,6 +51,14 @@ def interpolate_frames(frames: np.ndarray, factor: int, method: str = "flow") ->
             between = [_mix(a, b, 1 - t, t) for t in times]
         out += [*between, frames[index + 1]]
     return np.stack(out)
+
+
+def interpolated(frames: np.ndarray, params) -> np.ndarray:
+    """uint8 frames (F, H, W, 3) interpolated as `params.interpolate` and its factor say (as they are for
+    "none")."""
+    if params.interpolate == "none":
+        return frames
+    return interpolate_frames(frames, params.interpolate_factor, params.interpolate)
 
 
 def _flow_between(a, b, gray_a, gray_b, times: list[float]) -> list[np.ndarray]:
@@ -96,44 +100,32 @@ def interpolate_video(
     out: str | Path = "outputs",
     format: str = "mp4",
     overwrite: bool = False,
-) -> Path:
+    model: str | object = "demo-context",
+    seed: int = 42,
+    steps: int | None = None,
+    progress: bool = False,
+) -> PostVideo:
     """Interpolate a video file `factor` times (its frame rate times `factor`, so it lasts as long) into
-    `out`, with a manifest naming the method and the input; returns the new video's path."""
+    `out`, with a manifest naming the method and the input. `method="model"` generates the new frames with
+    a context `model` (at its size, window k drawn with seed + k, `steps` or the model's); a one-frame
+    model cannot, so flow is used and the manifest says so."""
+    from svdlab.post.learned import generated_interpolation, loaded_model
+
     source = Path(source)
     frames, fps = read_video(source)
     if len(frames) < 2:
         raise InvalidVideoError(f"{source}: has 1 frame; interpolation needs at least 2")
-    check_writable(out)
-    target = video_path(Path(out), f"{source_stem(source)}-x{factor}-{method}", format)
-    input_info = {
-        "file": str(source),
-        "sha256": file_sha256(source),
-        "frames": len(frames),
-        "fps": fps,
-        "width": frames.shape[2],
-        "height": frames.shape[1],
-    }
-    _check_target(target, input_info["sha256"], overwrite)
-    made = interpolate_frames(frames, factor, method)
-    manifest = {
-        "created": utc_now(),
-        "made_by": {"operation": "interpolate", "method": method, "factor": factor},
-        "input": input_info,
-        "output": {"file": target.name, "format": format, "frames": len(made), "fps": fps * factor},
-        "versions": versions(),
-    }
-    return save_video(made, fps * factor, format, target, manifest)
-
-
-def _check_target(target: Path, input_sha256: str, overwrite: bool) -> None:
-    """Refuse to replace a video of the same name that another input made (unless `overwrite`)."""
-    if overwrite or not target.exists():
-        return
-    try:
-        made_from = json.loads(manifest_path(target).read_text(encoding="utf-8"))["input"]["sha256"]
-    except (OSError, ValueError, KeyError, TypeError):
-        made_from = None
-    if made_from != input_sha256:
-        raise OutputError(
-            f"{target} exists and was made from another video; pass --overwrite or another --out"
-        )
+    made_from = input_info(source, frames, fps)
+    made_by = {"operation": "interpolate", "method": method, "factor": factor}
+    if method == "model":
+        loaded = loaded_model(model)
+        if not loaded.preset.context:
+            made_by.update(method="flow", asked="model", why=f"{loaded.name} is a one-frame model")
+        else:
+            made_by["model"] = loaded.describe()
+    target = post_target(source, f"x{factor}-{made_by['method']}", out, format, made_from, overwrite)
+    if made_by["method"] == "model":
+        made = generated_interpolation(frames, factor, loaded, make_params(seed=seed, steps=steps), progress)
+    else:
+        made = interpolate_frames(frames, factor, made_by["method"])
+    return write_post_video(made, fps * factor, format, target, made_by, made_from)

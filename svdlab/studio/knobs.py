@@ -41,6 +41,8 @@ def _knob(name: str, schema: dict, default) -> dict:
             "kind": "choice",
             "choices": list(typed.get("enum") or typing.get_args(field.annotation)),
         }
+    if typed.get("type") == "boolean":
+        return {**knob, "kind": "choice", "choices": [False, True]}
     if typed.get("type") in ("integer", "number"):
         integer = typed["type"] == "integer"
         return {

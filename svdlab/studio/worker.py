@@ -183,5 +183,5 @@ class QueueWorker(threading.Thread):
         job = result.job.tag
         pixels, manifest = describe_video(self.model, spec, job, result)
         target = sweep.folder / manifest["output"]["file"]
-        path = save_video(pixels, job.params.fps, spec.outputs.format, target, manifest)
+        path = save_video(pixels, manifest["output"]["fps"], spec.outputs.format, target, manifest)
         record_video(sweep, job, path, manifest)

@@ -10,6 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from svdlab.experiments.spec import TrackersSpec, params_from
 from svdlab.tomlconfig import load_toml
 
+ContextPattern = Literal["none", "first", "first_two", "first_last", "every_2", "every_4"]
+
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
@@ -79,6 +81,29 @@ class ObjectiveSection(_Section):
     vae_kl_weight: float = Field(default=1e-6, ge=0)
 
 
+class ContextSection(_Section):
+    """The context task: for each clip, the chance of each pattern of given frames (none, first,
+    first_two, first_last, every_2, every_4); they need not sum to 1. `none` is the unconditional case that
+    classifier-free guidance needs, so the objective's cond_dropout does not apply."""
+
+    patterns: dict[ContextPattern, float] = Field(
+        default_factory=lambda: {
+            "none": 0.1,
+            "first": 0.25,
+            "first_two": 0.2,
+            "first_last": 0.15,
+            "every_2": 0.15,
+            "every_4": 0.15,
+        }
+    )
+
+    @model_validator(mode="after")
+    def _some_chance(self) -> ContextSection:
+        if any(value < 0 for value in self.patterns.values()) or sum(self.patterns.values()) <= 0:
+            raise ValueError("pattern chances must be >= 0 and not all 0")
+        return self
+
+
 class LoraSection(_Section):
     """Train a LoRA on the UNet's attention instead of its own weights."""
 
@@ -106,6 +131,8 @@ class TrainConfig(_Section):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=100)
     output: str = "runs/train"
     seed: int = 0
+    task: Literal["image-to-video", "context"] = "image-to-video"
+    context: ContextSection = Field(default_factory=ContextSection)
     model: ModelSection
     data: DataSection
     stages: list[StageSection] = Field(min_length=1)
@@ -125,6 +152,11 @@ class TrainConfig(_Section):
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
+        if self.task == "context" and self.lora is not None:
+            raise ValueError(
+                "the context task widens the UNet's input convolution, which a LoRA does not train: "
+                "remove the [lora] section"
+            )
         if self.lora is not None and any(stage.trains_autoencoder for stage in self.stages):
             raise ValueError(
                 "a LoRA run trains the UNet only: remove the vae and decoder stages or the [lora] section"

@@ -8,16 +8,48 @@ import re
 import torch
 from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
+from svdlab.errors import InvalidParameterError
 from svdlab.models import PRESETS, SVDModel, load_model
 from svdlab.training.config import ModelSection
 
 TEMPORAL_PARAMETER = re.compile(r"temporal|time_mixer|time_pos_embed")
 
 
-def build_model(section: ModelSection, resolve, seed: int) -> SVDModel:
+def build_model(section: ModelSection, resolve, seed: int, context: bool = False) -> SVDModel:
     """The model to train on the CPU in float32: a checkpoint as loaded (with a fresh seeded UNet if it has
     UNet overrides), or an architecture whose UNet and VAE (and image encoder, if it has overrides) start
-    from fresh seeded weights."""
+    from fresh seeded weights; for the context task, with the UNet's input widened to take context."""
+    model = _build(section, resolve, seed)
+    if context:
+        widen_for_context(model.unet, model.vae.config.latent_channels)
+    return model
+
+
+def widen_for_context(unet: torch.nn.Module, latent_channels: int) -> None:
+    """Give an image-to-video UNet (noisy and conditioning latents in) a mask channel, starting at zero;
+    its conditioning-latent channels become the context-latent channels. A context UNet is left as is."""
+    conv = unet.conv_in
+    if conv.in_channels == 2 * latent_channels + 1:
+        return
+    if conv.in_channels != 2 * latent_channels:
+        raise InvalidParameterError(
+            f"the context task needs a UNet that takes {2 * latent_channels} (image-to-video) or "
+            f"{2 * latent_channels + 1} (context) input channels; this one takes {conv.in_channels}: set "
+            f"[model.unet] in_channels = {2 * latent_channels + 1}"
+        )
+    wider = torch.nn.Conv2d(
+        conv.in_channels + 1, conv.out_channels, conv.kernel_size, stride=conv.stride, padding=conv.padding
+    )
+    with torch.no_grad():
+        wider.weight.zero_()
+        wider.weight[:, : conv.in_channels] = conv.weight
+        wider.bias.copy_(conv.bias)
+    unet.conv_in = wider.to(conv.weight.device, conv.weight.dtype)
+    unet.register_to_config(in_channels=conv.in_channels + 1)
+
+
+def _build(section: ModelSection, resolve, seed: int) -> SVDModel:
+    """The model as the [model] section names it."""
     source = section.checkpoint or section.architecture
     local = resolve(source)
     name = str(local) if source not in PRESETS and local.exists() else source

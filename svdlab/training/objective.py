@@ -56,11 +56,14 @@ def denoising_loss(
     noise: torch.Tensor,
 ) -> torch.Tensor:
     """Weighted denoising loss of scaled latents (B, T, C, h, w) given unscaled conditioning latents
-    (B, C, h, w), image embeddings (B, 1, D) and time ids (B, 3); one value per sample."""
+    (B, C, h, w) for every frame, or per-frame conditioning channels (B, T, C', h, w), image embeddings
+    (B, 1, D) and time ids (B, 3); one value per sample."""
     frames = latents.shape[1]
     sigma = sigmas.view(-1, 1, 1, 1, 1)
     noisy = latents + noise * sigma
-    condition = cond_latents.unsqueeze(1).expand(-1, frames, -1, -1, -1)
+    condition = (
+        cond_latents if cond_latents.dim() == 5 else cond_latents.unsqueeze(1).expand(-1, frames, -1, -1, -1)
+    )
     v = unet(
         torch.cat([scale_input(noisy, sigma), condition], dim=2),
         noise_condition(sigmas),

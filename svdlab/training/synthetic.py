@@ -152,6 +152,18 @@ def render_sprite_clip(
     return SpriteClip(pixels, fps, seed, shapes, speeds, directions, pan, true_motion, labels)
 
 
+def moving_sprite_clips(count: int, frames: int, first_seed: int) -> list[np.ndarray]:
+    """The frames (F, 64, 64, 3) of the first `count` sprite videos from `first_seed` on whose first and last
+    frames differ (a still clip measures nothing about motion)."""
+    clips, seed = [], first_seed
+    while len(clips) < count:
+        clip = render_sprite_clip(seed, frames=frames).frames
+        if np.any(clip[0] != clip[-1]):
+            clips.append(clip)
+        seed += 1
+    return clips
+
+
 def write_synthetic_videos(
     out_dir: str | os.PathLike,
     count: int,

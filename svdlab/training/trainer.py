@@ -25,6 +25,7 @@ from svdlab.progress import training_progress
 from svdlab.training.batches import TrainingData, added_time_ids, step_generator
 from svdlab.training.checkpoint import check_resumable, latest_checkpoint, save_checkpoint
 from svdlab.training.config import StageSection, TrainConfig, load_train_config, resolve_path
+from svdlab.training.context import context_condition, draw_patterns, pattern_masks
 from svdlab.training.dataset import ClipDataset
 from svdlab.training.log import TrainingLog
 from svdlab.training.lora import add_lora, save_lora
@@ -67,6 +68,8 @@ def train(
 def fingerprint(config: TrainConfig) -> str:
     """A hash of what a checkpoint must agree with to be resumed: model, data, seed, objective, LoRA, EMA."""
     parts = config.model_dump(include={"model", "data", "seed", "objective", "lora", "ema_decay"})
+    if config.task != "image-to-video":  # runs from before tasks existed keep their fingerprint
+        parts.update(config.model_dump(include={"task", "context"}))
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -86,7 +89,12 @@ class Trainer:
             kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
         )
         self.dataset = ClipDataset(resolve_path(config_path, config.data.dataset))
-        self.model = build_model(config.model, lambda value: resolve_path(config_path, value), config.seed)
+        self.model = build_model(
+            config.model,
+            lambda value: resolve_path(config_path, value),
+            config.seed,
+            context=config.task == "context",
+        )
         self.model.source, self.model.location = "training", str(self.run_dir)
         self.model.weights_changed()
         self._check_shapes()
@@ -137,6 +145,7 @@ class Trainer:
             height=self.dataset.height,
             fps=int(statistics.median(fps)),
             trained_spec=False,
+            context=self.config.task == "context",
         )
 
     def _place(self) -> None:
@@ -328,15 +337,25 @@ class Trainer:
             objective.cond_noise_std,
             objective.cond_dropout,
         )
-        strengths = draws.cond_strengths.view(-1, 1, 1, 1)
-        cond_latents = (
-            vae_latents(self.model, batch.cond_pixels + strengths * draws.cond_noise).float().clone()
-        )
-        keep = draws.keep_condition.to(device, torch.float32)
+        if self.config.task == "context":
+            masks = pattern_masks(
+                draw_patterns(generator, self.config.context.patterns, len(indices)), frames
+            )
+            noise = torch.randn((*batch.latents.shape[:2], *batch.cond_pixels.shape[1:]), generator=generator)
+            pixels = self.data.clip_pixels(indices, frames)
+            condition = context_condition(self.model, pixels, masks, draws.cond_strengths, noise).to(device)
+            keep = masks.any(dim=1).to(device, torch.float32)
+        else:
+            strengths = draws.cond_strengths.view(-1, 1, 1, 1)
+            cond_latents = (
+                vae_latents(self.model, batch.cond_pixels + strengths * draws.cond_noise).float().clone()
+            )
+            keep = draws.keep_condition.to(device, torch.float32)
+            condition = cond_latents * keep.view(-1, 1, 1, 1)
         losses = denoising_loss(
             network,
             batch.latents.to(device),
-            cond_latents * keep.view(-1, 1, 1, 1),
+            condition,
             batch.embeddings.to(device) * keep.view(-1, 1, 1),
             added_time_ids(batch, draws.cond_strengths).to(device),
             draws.sigmas.to(device),
@@ -394,7 +413,7 @@ class Trainer:
         if self.accelerator.is_main_process:
             self.model.unet.eval()
             with self._with_ema():
-                report = validate(self.config, self.model, images, self.run_dir, self.step)
+                report = validate(self.config, self.model, images, self.run_dir, self.step, self.dataset)
             self.model.unet.train()
             log.log(self.step, {"validation_report": str(report)})
             result.reports.append(report)
