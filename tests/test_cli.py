@@ -215,7 +215,8 @@ def test_models_fits_80_columns_marks_the_default_and_names_its_defaults(runner)
     demo_line, following = lines[at], lines[at + 1]
     assert "(default)" in following
     assert "8 frames 64x64" in demo_line and "fps 8, 12 steps" in following
-    assert "stabilityai/stable-video-diffusion-im" in result.output  # hub ids wrap, never cut short
+    assert "stabilityai/stable-video-diffusion-i" in result.output  # hub ids wrap, never cut short
+    assert "mg2vid-xt-1-1" in result.output
 
 
 def test_runs_list_and_show_fit_80_columns(runner, tmp_path):
@@ -264,6 +265,7 @@ def test_every_command_takes_h_and_shows_examples_and_types_as_users_write_them(
     generated = runner.invoke(app, ["generate", "-h"], env={"COLUMNS": "200"}).output
     assert "generate [OPTIONS] IMAGE..." in generated and "--size" in generated
     steps = next(line for line in generated.splitlines() if "--steps" in line)
-    assert f"demo {PRESETS['demo'].steps}" in steps and f"svd* {PRESETS['svd-xt'].steps}" in steps
-    assert f"demo {PRESETS['demo'].width}x{PRESETS['demo'].height}" in generated
+    assert f"demo/demo-context {PRESETS['demo'].steps}" in steps  # presets with equal defaults group
+    assert f"svd* {PRESETS['svd-xt'].steps}" in steps
+    assert f"demo/demo-context {PRESETS['demo'].width}x{PRESETS['demo'].height}" in generated
     assert runner.invoke(app, ["-h"]).exit_code == 0
