@@ -11,6 +11,7 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from benchmarks.studio_load import free_port, start_server
+from svdlab.params import GenerationParams
 from tests.conftest import make_image
 from tests.test_report import CHROMIUM, CHROMIUM_ARGS
 
@@ -87,7 +88,7 @@ def test_studio_page_queues_shows_and_compares_videos_in_step(studio, tmp_path):
         page.goto(base + "/")
 
         # Create one small video, first held in the paused queue so that its queued state is seen for sure.
-        expect(page.locator(".knob")).to_have_count(16)
+        expect(page.locator(".knob")).to_have_count(len(GenerationParams.model_fields))  # one per setting
         page.set_input_files("#image-file", str(folder / "photo.png"))
         expect(page.locator("#image-size")).to_have_text("64 × 48 px")
         expect(page.locator("#image-preview")).to_be_visible()

@@ -193,10 +193,10 @@ class VideoEngine:
             decode_start = time.perf_counter()
             chunk = job.params.decode_chunk_size
             frames = decode_frames(self.model, video_latents, chunk) if decode else None
-            if frames is not None and job.params.loop:
-                frames = frames[
-                    :-1
-                ]  # the loop's last frame is its first again: left out, the video plays round
+            if (
+                frames is not None and job.params.loop
+            ):  # its last frame is its first: left out, it plays round
+                frames = frames[:-1]
             timings = {
                 "conditioning_s": conditioned - started,
                 "sampling_s": sampled - conditioned,
@@ -274,7 +274,10 @@ class VideoEngine:
         if embed_keys:
             embedding = self.embeddings.get(embed_keys[0])
         else:
-            embedding = torch.zeros(1, self.model.image_encoder.config.projection_dim)
+            encoder = self.model.image_encoder
+            embedding = torch.zeros(
+                1, encoder.config.projection_dim, device=self.model.device, dtype=encoder.dtype
+            )
         return _Prepared(embedding, context_channels(latents, mask), noise, generator)
 
     def _denoiser(
