@@ -338,6 +338,14 @@ def sweep(
     )
 
 
+# the options of the commands that make one video from another (interpolate, extend)
+PostOut = Annotated[Path, typer.Option(metavar="DIR", help="Folder for the video and its manifest.")]
+PostFormat = Annotated[str, typer.Option("--format", metavar="TYPE", help="mp4, webm, gif, webp or png.")]
+PostOverwrite = Annotated[
+    bool, typer.Option(help="Replace a video of the same name that another input made.")
+]
+
+
 @app.command(
     epilog=examples(
         "svdlab interpolate outputs/scene-1.mp4 --factor 2",
@@ -361,15 +369,9 @@ def interpolate(
     steps: Annotated[
         int | None, typer.Option(help="Sampler steps of --method model.", show_default=FROM_MODEL)
     ] = None,
-    out: Annotated[Path, typer.Option(metavar="DIR", help="Folder for the video and its manifest.")] = Path(
-        "outputs"
-    ),
-    format: Annotated[
-        str, typer.Option("--format", metavar="TYPE", help="mp4, webm, gif, webp or png.")
-    ] = "mp4",
-    overwrite: Annotated[
-        bool, typer.Option(help="Replace a video of the same name that another input made.")
-    ] = False,
+    out: PostOut = Path("outputs"),
+    format: PostFormat = "mp4",
+    overwrite: PostOverwrite = False,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
     """Make a video smoother: new frames between its frames, by optical flow or a context model."""
@@ -417,15 +419,9 @@ def extend(
         int, typer.Option(help="Random seed of the first segment (the next: seed + 1, ...).")
     ] = 42,
     steps: Annotated[int | None, typer.Option(help="Sampler steps.", show_default=FROM_MODEL)] = None,
-    out: Annotated[Path, typer.Option(metavar="DIR", help="Folder for the video and its manifest.")] = Path(
-        "outputs"
-    ),
-    format: Annotated[
-        str, typer.Option("--format", metavar="TYPE", help="mp4, webm, gif, webp or png.")
-    ] = "mp4",
-    overwrite: Annotated[
-        bool, typer.Option(help="Replace a video of the same name that another input made.")
-    ] = False,
+    out: PostOut = Path("outputs"),
+    format: PostFormat = "mp4",
+    overwrite: PostOverwrite = False,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
     """Make a video longer: generated segments that continue from its last frames."""

@@ -109,7 +109,7 @@ def interpolate_video(
     `out`, with a manifest naming the method and the input. `method="model"` generates the new frames with
     a context `model` (at its size, window k drawn with seed + k, `steps` or the model's); a one-frame
     model cannot, so flow is used and the manifest says so."""
-    from svdlab.post.learned import generated_interpolation, loaded_model
+    from svdlab.post.learned import loaded_model, model_interpolate
 
     source = Path(source)
     frames, fps = read_video(source)
@@ -125,7 +125,8 @@ def interpolate_video(
             made_by["model"] = loaded.describe()
     target = post_target(source, f"x{factor}-{made_by['method']}", out, format, made_from, overwrite)
     if made_by["method"] == "model":
-        made = generated_interpolation(frames, factor, loaded, make_params(seed=seed, steps=steps), progress)
+        params = make_params(seed=seed, steps=steps).resolved(loaded)
+        made = model_interpolate(frames, factor, loaded, params, progress=progress)
     else:
         made = interpolate_frames(frames, factor, made_by["method"])
     return write_post_video(made, fps * factor, format, target, made_by, made_from)

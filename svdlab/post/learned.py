@@ -55,26 +55,24 @@ def interpolation_jobs(frames: np.ndarray, factor: int, model, params) -> list[J
 
 
 def model_interpolate(
-    frames: np.ndarray, factor: int, model, params, engine: VideoEngine | None = None, on_step=None
+    frames: np.ndarray,
+    factor: int,
+    model,
+    params,
+    engine: VideoEngine | None = None,
+    progress: bool = False,
 ) -> np.ndarray:
     """(N, H, W, 3) uint8 frames with `factor - 1` generated frames between each pair, at the model's size
-    ((N - 1) * factor + 1 frames); the known frames are kept as they were."""
+    ((N - 1) * factor + 1 frames); the known frames are kept as they were. `progress` shows a bar."""
     jobs = interpolation_jobs(frames, factor, model, params)
     width, height = jobs[0].params.width, jobs[0].params.height
     made = np.zeros(((len(frames) - 1) * factor + 1, height, width, 3), np.uint8)
     filled = np.zeros(len(made), bool)
     made[::factor], filled[::factor] = fitted_frames(frames, width, height, params.fit), True
-    for result in (engine or VideoEngine(model)).run(jobs, on_step=on_step):
-        for offset, frame in enumerate(frames_to_uint8(result.frames)):
-            position = result.job.tag * factor + offset
-            if not filled[position]:
-                made[position], filled[position] = frame, True
+    with generation_progress(len(jobs) * params.steps, len(jobs), progress) as bar:
+        for result in (engine or VideoEngine(model)).run(jobs, on_step=bar.step):
+            for offset, frame in enumerate(frames_to_uint8(result.frames)):
+                position = result.job.tag * factor + offset
+                if not filled[position]:
+                    made[position], filled[position] = frame, True
     return made
-
-
-def generated_interpolation(frames: np.ndarray, factor: int, model, params, progress: bool) -> np.ndarray:
-    """model_interpolate with `params` completed from the model's defaults, showing a progress bar."""
-    params = params.resolved(model)
-    windows = len(interpolation_jobs(frames, factor, model, params))
-    with generation_progress(windows * params.steps, windows, progress) as bar:
-        return model_interpolate(frames, factor, model, params, on_step=bar.step)
