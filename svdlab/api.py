@@ -26,7 +26,7 @@ from svdlab.media.manifest import (
 )
 from svdlab.models import SVDModel, load_model
 from svdlab.params import GenerationParams, make_params, params_identity, parse_size
-from svdlab.post.interpolate import interpolated
+from svdlab.post.interpolate import interpolated, interpolation_entry
 from svdlab.post.keyframes import LastFrame, keyframes_entry, load_last_frame
 from svdlab.progress import generation_progress
 from svdlab.training.lora import check_lora, lora_applied
@@ -133,8 +133,9 @@ def generate(
     makes each video end on it, and `loop` on its own first image (that last frame is then left out, so the
     video plays round without showing it twice): a context model takes both ends as context frames; a
     one-frame model joins them by time-reversal fusion. Each manifest's `keyframes` says
-    which. `interpolate` ("flow" or "blend") puts `interpolate_factor - 1` new frames between each pair of
-    the finished frames and multiplies the frame rate by the factor.
+    which. `interpolate` ("flow", "blend" or "model") puts `interpolate_factor - 1` new frames between each
+    pair of the finished frames and multiplies the frame rate by the factor; "model" generates them with
+    the same context model (flow on a one-frame model), and each manifest's `interpolation` says which.
     """
     if isinstance(images, (str, Path)) or not isinstance(images, Sequence):
         images = [images]
@@ -245,10 +246,10 @@ def _finish(
     manifest = build_manifest(
         model, params, info, result.timings, output_info(params, format, target), lora=lora
     )
-    manifest.update(keyframes_entry(model, params, last))
+    manifest.update({**keyframes_entry(model, params, last), **interpolation_entry(model, params)})
     frames = result.frames
     if params.interpolate != "none":
-        pixels = interpolated(frames_to_uint8(frames), params)
+        pixels = interpolated(frames_to_uint8(frames), params, model)
         frames = torch.from_numpy(pixels).permute(0, 3, 1, 2).float().div(255.0)
     if target is not None:
         target = save_video(frames, manifest["output"]["fps"], format, target, manifest)

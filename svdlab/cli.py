@@ -44,6 +44,13 @@ def fail(message: str) -> typer.Exit:
     return typer.Exit(code=2)
 
 
+def _warn_if_fallen_back(made_by: dict) -> None:
+    """Warn where a training-free method stood in for the one asked (a manifest's `made_by` or
+    `interpolation` entry)."""
+    if "asked" in made_by:
+        print_warning(f"{made_by['why']}: interpolated by {made_by['method']} instead of {made_by['asked']}")
+
+
 def _print_version(value: bool) -> None:
     if value:
         print_line(f"svdlab {__version__}")
@@ -192,7 +199,7 @@ def generate(
         bool, typer.Option(help="End each video on its own first image: a seamless loop.")
     ] = False,
     interpolate: Annotated[
-        str, typer.Option(metavar="METHOD", help="Then interpolate the frames: none, flow or blend.")
+        str, typer.Option(metavar="METHOD", help="Then interpolate the frames: none, flow, blend or model.")
     ] = "none",
     interpolate_factor: Annotated[int, typer.Option(help="New frame rate over the old: 2 or 4.")] = 2,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
@@ -253,6 +260,8 @@ def generate(
         raise fail(f"interrupted; finished videos are in {out}; run the command again for the rest") from None
     if videos and "keyframes" in videos[0].manifest:
         print_line(f"both ends held by {videos[0].manifest['keyframes']['method']} on {model}")
+    if videos:
+        _warn_if_fallen_back(videos[0].manifest.get("interpolation", {}))
     for video in videos:
         print_line(f"{video.source} -> {video.path}")
     if failures:
@@ -393,9 +402,7 @@ def interpolate(
         made = interpolate_video(video, factor, method, out, format, overwrite, model, seed, steps, not quiet)
     except SvdlabError as error:
         raise fail(str(error)) from None
-    made_by = made.manifest["made_by"]
-    if "asked" in made_by:
-        print_warning(f"{made_by['why']}: interpolated by {made_by['method']} instead of {made_by['asked']}")
+    _warn_if_fallen_back(made.manifest["made_by"])
     print_line(f"{video} -> {made.path}")
 
 

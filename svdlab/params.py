@@ -49,7 +49,7 @@ class GenerationParams(BaseModel):
     guidance_interval: tuple[int, int] | None = None
     cache_interval: int = Field(1, ge=1, le=1000)
     loop: bool = False
-    interpolate: Literal["none", "flow", "blend"] = "none"
+    interpolate: Literal["none", "flow", "blend", "model"] = "none"
     interpolate_factor: Literal[2, 4] = 2
 
     @field_validator("guidance_interval", mode="before")

@@ -4,6 +4,7 @@ the commands continue, loop, inbetween and interpolate videos, and refuse what t
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import replace
 
@@ -16,6 +17,7 @@ from typer.testing import CliRunner
 from svdlab.api import generate
 from svdlab.cli import app
 from svdlab.engine import Job, VideoEngine
+from svdlab.engine.conditioning import context_channels, image_to_tensor, vae_latents
 from svdlab.errors import InvalidParameterError, InvalidVideoError
 from svdlab.models import load_model
 from svdlab.post.continuation import continue_frames
@@ -47,6 +49,41 @@ def test_a_one_frame_job_with_frame_0_as_context_is_todays_job(tiny_model):
     image = make_image(1)
     plain, given = VideoEngine(tiny_model).run([Job(image, params), Job(image, params, context={0: image})])
     assert torch.equal(plain.frames, given.frames)
+
+
+def test_a_widened_model_starts_as_the_one_frame_model_it_came_from(tiny_model):
+    unet, channels = copy.deepcopy(tiny_model.unet), tiny_model.vae.config.latent_channels
+    widen_for_context(unet, channels)
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(1, 4, channels, 6, 8, generator=generator)
+    image = torch.randn(channels, 6, 8, generator=generator)
+    given, mask = torch.zeros(4, channels, 6, 8), torch.tensor([1.0, 0.0, 0.0, 0.0])
+    given[0] = image
+    embedding = torch.randn(1, 1, tiny_model.unet.config.cross_attention_dim, generator=generator)
+    rest = (torch.tensor([0.5]), embedding, torch.tensor([[7.0, 127.0, 0.02]]))
+    with torch.no_grad():
+        plain = tiny_model.unet(torch.cat([x, image.expand(1, 4, -1, -1, -1)], dim=2), *rest)[0]
+        widened = unet(torch.cat([x, context_channels(given, mask)[None]], dim=2), *rest)[0]
+    assert torch.allclose(plain, widened, atol=1e-5)  # frame 0 held over the video, as SVD repeats its image
+
+
+def test_a_context_model_ends_on_its_given_frames_as_encoded(context_model):
+    params = params_for(context_model, seed=6, steps=3, noise_aug_strength=0.0)
+    a, b = make_image(4), make_image(5)
+    last = params.num_frames - 1
+    (result,) = VideoEngine(context_model).run([Job(a, params, context={0: a, last: b})])
+    encoded = vae_latents(context_model, torch.cat([image_to_tensor(a), image_to_tensor(b)]))
+    scaled = encoded.float() * context_model.vae.config.scaling_factor
+    assert torch.allclose(result.latents[[0, last]], scaled, atol=1e-5)
+    assert not torch.allclose(result.latents[1], scaled[0], atol=1e-2)  # the frames between are generated
+
+
+def test_context_channels_hold_the_nearest_given_frame():
+    latents = torch.arange(1.0, 6.0).view(5, 1, 1, 1)
+    channels = context_channels(latents, torch.tensor([0.0, 1.0, 0.0, 0.0, 1.0]))
+    assert channels[:, 0].flatten().tolist() == [2.0, 2.0, 2.0, 5.0, 5.0]  # the earlier one at equal distance
+    assert channels[:, 1].flatten().tolist() == [0.0, 1.0, 0.0, 0.0, 1.0]
+    assert not context_channels(latents, torch.zeros(5)).any()
 
 
 def test_context_jobs_of_every_pattern_batch_as_they_run_alone(context_model):
@@ -214,7 +251,7 @@ def test_a_sweep_varies_loop_and_interpolation_and_measures_what_it_wrote(tmp_pa
     make_image(1).save(tmp_path / "a.png")
     (tmp_path / "spec.toml").write_text(
         'name = "post"\nmodel = "tiny-random"\nimages = ["a.png"]\n'
-        '[grid]\nloop = [false, true]\ninterpolate = ["none", "flow"]\n[fixed]\nsteps = 2\n'
+        '[grid]\nloop = [false, true]\ninterpolate = ["none", "flow", "model"]\n[fixed]\nsteps = 2\n'
     )
     runs = tmp_path / "runs"
     result = CliRunner().invoke(
@@ -227,10 +264,26 @@ def test_a_sweep_varies_loop_and_interpolation_and_measures_what_it_wrote(tmp_pa
         params, output = manifest["params"], manifest["output"]
         made[params["loop"], params["interpolate"]] = (output["frames"], output["fps"], manifest["metrics"])
         assert ("keyframes" in manifest) == params["loop"]
+        interpolation = manifest.get("interpolation", {"method": "none"})
+        stood_in = "flow" if params["interpolate"] == "model" else params["interpolate"]
+        assert interpolation["method"] == stood_in
+        assert ("asked" in interpolation) == (params["interpolate"] == "model")
     frames = params_for(load_model("tiny-random")).num_frames
     fps = params_for(load_model("tiny-random")).fps
     assert made[False, "none"][:2] == (frames, fps)
     assert made[True, "none"][:2] == (frames - 1, fps)
     assert made[False, "flow"][:2] == (2 * frames - 1, 2 * fps)
     assert made[True, "flow"][:2] == (2 * frames - 3, 2 * fps)
+    assert made[False, "model"][:2] == made[False, "flow"][:2]  # tiny-random has one frame: flow stands in
     assert all("loop_seam" in metrics for _, _, metrics in made.values())
+
+
+def test_generation_interpolated_by_a_context_model_keeps_its_frames_and_fills_between(context_model):
+    params = {"steps": 2, "num_frames": 5, "seed": 3}
+    plain = generate(make_image(2), context_model, **params)[0]
+    made = generate(make_image(2), context_model, interpolate="model", interpolate_factor=2, **params)[0]
+    assert made.manifest["interpolation"] == {"method": "model", "factor": 2}
+    assert made.frames.shape[0] == 9 == made.manifest["output"]["frames"]
+    assert torch.allclose(made.frames[::2], plain.frames, atol=1 / 255)
+    between = made.frames[1::2]
+    assert not torch.allclose(between, 0.5 * (made.frames[:-1:2] + made.frames[2::2]), atol=2 / 255)

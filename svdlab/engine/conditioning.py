@@ -50,11 +50,17 @@ def vae_latents(model, pixels: torch.Tensor) -> torch.Tensor:
 
 
 def context_channels(latents: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """A context model's conditioning channels (..., F, C + 1, h, w): each frame's context latent where the
-    frame is given (mask 1) and zeros elsewhere, then the mask itself, from latents (..., F, C, h, w) and a
-    mask (..., F)."""
+    """A context model's conditioning channels (..., F, C + 1, h, w) from latents (..., F, C, h, w) and a mask
+    (..., F) of the given frames: each frame's context latent where it is given, the nearest given
+    frame's elsewhere (the earlier one at equal distance; zeros when none is given), as SVD repeats its
+    one conditioning frame over the video, then the mask itself."""
     plane = mask[..., None, None, None].to(latents.dtype)
-    return torch.cat([latents * plane, plane.expand(*latents.shape[:-3], 1, *latents.shape[-2:])], dim=-3)
+    positions = torch.arange(mask.shape[-1], dtype=torch.float32)
+    distance = (positions[:, None] - positions[None, :]).abs() + (1.0 - mask[..., None, :].float()) * 1e6
+    nearest = distance.argmin(dim=-1)[..., None, None, None]  # (..., F, 1, 1, 1): the frame each one takes
+    any_given = mask.any(dim=-1)[..., None, None, None, None].to(latents.dtype)
+    held = latents.take_along_dim(nearest, dim=-4) * any_given
+    return torch.cat([held, plane.expand(*latents.shape[:-3], 1, *latents.shape[-2:])], dim=-3)
 
 
 class LRUCache:

@@ -95,13 +95,15 @@ class VideoResult:
 @dataclass
 class _Prepared:
     """A job's conditioning (CLIP embedding (1, D), per-frame input channels (F, C', h, w); for time-reversal
-    fusion also those of the last frame) and starting noise."""
+    fusion also those of the last frame; for a context model its given frames' mask (F,) and scaled
+    latents (F, C, h, w)) and starting noise."""
 
     embedding: torch.Tensor
     concat: torch.Tensor
     noise: torch.Tensor
     generator: torch.Generator
     reverse: tuple[torch.Tensor, torch.Tensor] | None = None
+    given: tuple[torch.Tensor, torch.Tensor] | None = None
 
 
 class VideoEngine:
@@ -149,7 +151,8 @@ class VideoEngine:
         """Generate one pack of same-shape jobs in shared UNet calls.
 
         `step_end(i, sigma, latents)` sees the pack's latents (B, F, C, h, w) after each step and may return
-        replacements; with `decode=False` results carry only their latents.
+        replacements; with `decode=False` results carry only their latents. A context model's given frames
+        are kept to their encodings at every step (`_given_frames_kept`).
         """
         first = pack[0].params
         sigma_min, sigma_max = self.model.sigma_range
@@ -162,10 +165,16 @@ class VideoEngine:
         denoise = self._denoiser(pack, embeds, torch.stack([item.concat for item in prepared]), sigmas, cache)
         noise = torch.cat([item.noise for item in prepared]).to(self.model.device)
 
+        context = self.model.preset.context
+        keep_given = _given_frames_kept(prepared, sigmas, self.model.device) if context else None
+
         def after_step(i: int, x: torch.Tensor) -> torch.Tensor | None:
+            if keep_given is not None:
+                x = keep_given(i, x)
             if on_step is not None:
                 on_step()
-            return step_end(i, sigmas[i], x) if step_end is not None else None
+            replaced = step_end(i, sigmas[i], x) if step_end is not None else None
+            return x if replaced is None else replaced
 
         if self.two_way(pack[0]):
             backward = self._denoiser(
@@ -278,7 +287,8 @@ class VideoEngine:
             embedding = torch.zeros(
                 1, encoder.config.projection_dim, device=self.model.device, dtype=encoder.dtype
             )
-        return _Prepared(embedding, context_channels(latents, mask), noise, generator)
+        given = (mask, latents * self.model.vae.config.scaling_factor)
+        return _Prepared(embedding, context_channels(latents, mask), noise, generator, given=given)
 
     def _denoiser(
         self,
@@ -390,6 +400,20 @@ def _draws(
     key = hashlib.sha1(augmentation.numpy().tobytes()).hexdigest()
     latents = job.noise.latents.detach().to("cpu", torch.float32).reshape(latent_shape)
     return [augmentation], latents, key, generator
+
+
+def _given_frames_kept(prepared: list[_Prepared], sigmas: torch.Tensor, device: torch.device):
+    """A step callback for a context model's pack: after step i each given frame's latents are its encoding
+    noised to the next level with the job's own starting draw, so that the video ends on its given frames
+    as encoded (replacement, as in Ho et al.'s video diffusion models) and no job depends on its pack."""
+    mask = torch.stack([item.given[0] for item in prepared]).bool().to(device)[..., None, None, None]
+    clean = torch.stack([item.given[1] for item in prepared]).to(device)
+    draws = torch.cat([item.noise for item in prepared]).to(device) / initial_noise_scale(sigmas)
+
+    def keep(i: int, x: torch.Tensor) -> torch.Tensor:
+        return torch.where(mask, (clean + float(sigmas[i + 1]) * draws).to(x.dtype), x)
+
+    return keep
 
 
 def _job_noise(generators: list[torch.Generator]):

@@ -26,7 +26,7 @@ from svdlab.media.atomic import check_writable, remove_stale_temps
 from svdlab.media.manifest import build_manifest, manifest_path, output_info, save_video, video_path
 from svdlab.metrics import measure_video
 from svdlab.models import load_model
-from svdlab.post.interpolate import interpolated
+from svdlab.post.interpolate import interpolated, interpolation_entry
 from svdlab.post.keyframes import keyframes_entry
 from svdlab.progress import generation_progress
 
@@ -177,8 +177,8 @@ def describe_video(model, spec: SweepSpec, job: PlannedJob, result) -> tuple[np.
     manifest = build_manifest(
         model, job.params, image, result.timings, output_info(job.params, format, target)
     )
-    manifest.update(keyframes_entry(model, job.params))
-    pixels = interpolated(frames_to_uint8(result.frames), job.params)  # once, for metrics and encoder
+    manifest.update({**keyframes_entry(model, job.params), **interpolation_entry(model, job.params)})
+    pixels = interpolated(frames_to_uint8(result.frames), job.params, model)  # once, for metrics and encoder
     metrics = measure_video(pixels, job.image)
     manifest.update({"experiment": spec.name, "job_key": job.key, "swept": job.swept, "metrics": metrics})
     return pixels, manifest

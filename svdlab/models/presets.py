@@ -70,8 +70,8 @@ PRESETS: dict[str, ModelPreset] = {
     ),
     "demo-context": ModelPreset(
         name="demo-context",
-        description="svdlab's context demo model (in training, not shipped yet): the demo model taught to "
-        "take 0, 1 or more context frames, 9 frames at 64x64",
+        description="svdlab's context demo model: the demo model taught to take 0, 1 or more context "
+        "frames (continue, inbetween, interpolate), 9 frames at 64x64 (offline)",
         repo_id=None,
         num_frames=9,
         width=64,

@@ -29,7 +29,7 @@ from svdlab.metrics.flow import inside, pixel_grid, sample, to_gray
 from svdlab.params import make_params
 from svdlab.post.outputs import PostVideo, input_info, post_target, write_post_video
 
-INTERPOLATION_METHODS = ("flow", "blend")  # weight-free; interpolate_video also takes "model"
+INTERPOLATION_METHODS = ("flow", "blend")  # weight-free; interpolate_video and generation also take "model"
 OUTSIDE_WEIGHT = 0.05  # the weight left to a warp whose source point lies outside its frame
 DIS_PATCH = 4  # DIS patch side in pixels: on 64x64 sprite videos 4 beat 6 and the preset's 8
 
@@ -53,12 +53,38 @@ def interpolate_frames(frames: np.ndarray, factor: int, method: str = "flow") ->
     return np.stack(out)
 
 
-def interpolated(frames: np.ndarray, params) -> np.ndarray:
-    """uint8 frames (F, H, W, 3) interpolated as `params.interpolate` and its factor say (as they are for
-    "none")."""
+def interpolation_entry(model, params) -> dict:
+    """The manifest's `interpolation` entry for a generated video: the method that makes its new frames,
+    flow where "model" was asked of a one-frame model ({} without interpolation)."""
     if params.interpolate == "none":
+        return {}
+    entry = {"method": params.interpolate, "factor": params.interpolate_factor}
+    if params.interpolate == "model":
+        entry.update(_fallback(model))
+    return {"interpolation": entry}
+
+
+def _fallback(model) -> dict:
+    """What replaces learned interpolation on `model`: flow, and why, for a one-frame model; {} for a
+    context model."""
+    if model.preset.context:
+        return {}
+    return {"method": "flow", "asked": "model", "why": f"{model.name} is a one-frame model"}
+
+
+def interpolated(frames: np.ndarray, params, model) -> np.ndarray:
+    """A generated video's uint8 frames (F, H, W, 3) interpolated as `params.interpolate` and its factor
+    say (as they are for "none"); "model" generates the new frames with `model` and the job's seed and
+    steps, or uses flow where `model` is a one-frame model."""
+    from svdlab.post.learned import model_interpolate
+
+    entry = interpolation_entry(model, params)
+    if not entry:
         return frames
-    return interpolate_frames(frames, params.interpolate_factor, params.interpolate)
+    method, factor = entry["interpolation"]["method"], params.interpolate_factor
+    if method == "model":
+        return model_interpolate(frames, factor, model, params)
+    return interpolate_frames(frames, factor, method)
 
 
 def _flow_between(a, b, gray_a, gray_b, times: list[float]) -> list[np.ndarray]:
@@ -119,10 +145,7 @@ def interpolate_video(
     made_by = {"operation": "interpolate", "method": method, "factor": factor}
     if method == "model":
         loaded = loaded_model(model)
-        if not loaded.preset.context:
-            made_by.update(method="flow", asked="model", why=f"{loaded.name} is a one-frame model")
-        else:
-            made_by["model"] = loaded.describe()
+        made_by.update(_fallback(loaded) or {"model": loaded.describe()})
     target = post_target(source, f"x{factor}-{made_by['method']}", out, format, made_from, overwrite)
     if made_by["method"] == "model":
         params = make_params(seed=seed, steps=steps).resolved(loaded)

@@ -42,7 +42,8 @@ def context_condition(
     model, pixels: torch.Tensor, masks: torch.Tensor, strengths: torch.Tensor, noise: torch.Tensor
 ) -> torch.Tensor:
     """The conditioning channels (B, F, C + 1, h, w) of clips' pixels (B, F, 3, H, W) in [-1, 1]: each given
-    frame noise-augmented with its clip's strength (noise (B, F, 3, H, W)) and VAE-encoded, then masked."""
+    frame noise-augmented with its clip's strength (noise (B, F, 3, H, W)) and VAE-encoded, then held over
+    the frames not given (`context_channels`)."""
     given = masks.bool()
     scale = model.vae_scale_factor
     batch, frames, _, height, width = pixels.shape
