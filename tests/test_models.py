@@ -47,7 +47,12 @@ def test_saved_model_loads_back_through_the_checkpoint_path_with_the_same_frames
     image, params = make_image(5), params_for(tiny_model)
     (original,) = VideoEngine(tiny_model).run([Job(image, params)])
     (reloaded,) = VideoEngine(loaded).run([Job(image, params_for(loaded))])
-    assert torch.equal(original.frames, reloaded.frames)
+    # the same weights; the frames agree to float rounding (transformers 5.24's CLIP encoder, same weights
+    # in memory, embeds 2e-7 apart once loaded from a file)
+    for part in ("unet", "vae", "image_encoder"):
+        saved, read = getattr(tiny_model, part).state_dict(), getattr(loaded, part).state_dict()
+        assert saved.keys() == read.keys() and all(torch.equal(saved[key], read[key]) for key in saved)
+    assert torch.allclose(original.frames, reloaded.frames, atol=1e-5)
     described = loaded.describe()
     assert described["source"] == "local" and len(described["weights_sha256"]) == 64
 
