@@ -174,12 +174,11 @@ def test_ctrl_c_on_the_driver_stops_the_actors_and_keeps_what_was_finished(tmp_p
     spec = write_spec(tmp_path, images=4)
     runs = tmp_path / "runs"
     command = [sys.executable, "-m", "svdlab", "sweep", str(spec), "--runs-dir", str(runs), "--quiet"]
-    driver = subprocess.Popen(
-        [*command, "--ray", "local", "--ray-actors", "1"], stderr=subprocess.PIPE, text=True, cwd=tmp_path
-    )
+    ray_options = ["--ray", "local", "--ray-actors", "1", "--batch-size", "1"]  # one result at a time
+    driver = subprocess.Popen([*command, *ray_options], stderr=subprocess.PIPE, text=True, cwd=tmp_path)
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and not (runs.exists() and Store(runs).results("grid")):
-        time.sleep(0.5)
+        time.sleep(0.1)
     driver.send_signal(signal.SIGINT)
     _, errors = driver.communicate(timeout=120)
     assert driver.returncode == 2
