@@ -27,8 +27,8 @@ def build_model(section: ModelSection, resolve, seed: int, context: bool = False
 
 def widen_for_context(unet: torch.nn.Module, latent_channels: int) -> None:
     """Give an image-to-video UNet (noisy and conditioning latents in) a mask channel, starting at zero;
-    its conditioning-latent channels become the context-latent channels, so that given frame 0 alone it
-    makes the videos it made before. A context UNet is left as is."""
+    its conditioning-latent channels become the context-latent channels, so that given frame 0 alone its
+    UNet computes what it computed before. A context UNet is left as is."""
     conv = unet.conv_in
     if conv.in_channels == 2 * latent_channels + 1:
         return
