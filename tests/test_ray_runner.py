@@ -170,12 +170,25 @@ def test_a_model_the_workers_cannot_load_fails_in_one_line_and_records_nothing(t
     assert Store(tmp_path / "runs").results("grid") == []
 
 
+def _ctrl_c_as_a_terminal() -> None:
+    """In the driver before it starts: SIGINT delivered and at its default, as in a terminal, whatever this
+    process inherited (a shell's background job ignores it)."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_on_the_driver_stops_the_actors_and_keeps_what_was_finished(tmp_path):
     spec = write_spec(tmp_path, images=4)
     runs = tmp_path / "runs"
     command = [sys.executable, "-m", "svdlab", "sweep", str(spec), "--runs-dir", str(runs), "--quiet"]
     ray_options = ["--ray", "local", "--ray-actors", "1", "--batch-size", "1"]  # one result at a time
-    driver = subprocess.Popen([*command, *ray_options], stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    driver = subprocess.Popen(
+        [*command, *ray_options],
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        preexec_fn=_ctrl_c_as_a_terminal,
+    )
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and not (runs.exists() and Store(runs).results("grid")):
         time.sleep(0.1)
