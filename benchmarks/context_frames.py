@@ -28,7 +28,7 @@ from svdlab.engine import Job, VideoEngine
 from svdlab.media.export import frames_to_uint8
 from svdlab.metrics.fidelity import psnr
 from svdlab.metrics.motion import flow_cosine
-from svdlab.metrics.temporal import loop_seam, warp_error
+from svdlab.metrics.temporal import keyframe_progress, loop_seam, warp_error
 from svdlab.models import load_model
 from svdlab.params import make_params
 from svdlab.post.continuation import continuation_method, continue_frames
@@ -95,12 +95,7 @@ def inbetweening(model, clips: list[np.ndarray]) -> dict[str, float]:
     lasts = [PIL.Image.fromarray(clip[last]) for clip in clips]
     held = generate(engine, [Job(a, params, context={0: a, last: b}) for a, b in zip(firsts, lasts)])
     plain = generate(engine, [Job(a, params) for a in firsts])
-    progress = []
-    for frames, clip in zip(held, clips):
-        to_first = np.array([np.mean((f.astype(float) - clip[0]) ** 2) for f in frames])
-        to_last = np.array([np.mean((f.astype(float) - clip[last]) ** 2) for f in frames])
-        share = to_first / np.maximum(to_first + to_last, 1e-9)
-        progress.append(np.corrcoef(np.arange(len(share)), np.argsort(np.argsort(share)))[0, 1])
+    progress = [keyframe_progress(frames, clip[0], clip[last]) for frames, clip in zip(held, clips)]
     return {
         "first_psnr": float(np.mean([psnr(f[0], c[0]) for f, c in zip(held, clips)])),
         "last_psnr": float(np.mean([psnr(f[last], c[last]) for f, c in zip(held, clips)])),

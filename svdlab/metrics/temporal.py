@@ -76,3 +76,12 @@ def loop_seam(frames: np.ndarray | torch.Tensor) -> float:
         return 1.0
     steps = float(np.mean([cv2.absdiff(a, b).mean() for a, b in zip(pixels[:-1], pixels[1:])]))
     return float(cv2.absdiff(pixels[-1], pixels[0]).mean()) / steps if steps else 1.0
+
+
+def keyframe_progress(frames: np.ndarray, first: np.ndarray, last: np.ndarray) -> float:
+    """Rank correlation of frame number with each frame's share of the way from `first` to `last` (by
+    squared error, uint8 frames): 1 = every frame nearer the last keyframe than the one before."""
+    to_first = np.array([np.mean((frame.astype(float) - first) ** 2) for frame in frames])
+    to_last = np.array([np.mean((frame.astype(float) - last) ** 2) for frame in frames])
+    share = to_first / np.maximum(to_first + to_last, 1e-9)
+    return float(np.corrcoef(np.arange(len(share)), np.argsort(np.argsort(share)))[0, 1])
