@@ -26,8 +26,9 @@ from svdlab.media.manifest import (
 )
 from svdlab.models import SVDModel, load_model
 from svdlab.params import GenerationParams, make_params, params_identity, parse_size
-from svdlab.post.interpolate import interpolated, interpolation_entry
+from svdlab.post.cascade import Upscalers, cascade, stage_records
 from svdlab.post.keyframes import LastFrame, keyframes_entry, load_last_frame
+from svdlab.post.upscale import Upscaler
 from svdlab.progress import generation_progress
 from svdlab.training.lora import check_lora, lora_applied
 
@@ -117,6 +118,10 @@ def generate(
     loop: bool = False,
     interpolate: str = "none",
     interpolate_factor: int = 2,
+    upscale: int = 1,
+    upscale_method: str = "model",
+    upscale_model: str | None = None,
+    sr_model: str | Path | None = None,
 ) -> list[GeneratedVideo]:
     """Make one video per image with the same settings; images that share a shape are batched.
 
@@ -136,6 +141,10 @@ def generate(
     which. `interpolate` ("flow", "blend" or "model") puts `interpolate_factor - 1` new frames between each
     pair of the finished frames and multiplies the frame rate by the factor; "model" generates them with
     the same context model (flow on a one-frame model), and each manifest's `interpolation` says which.
+    `upscale` (2 or 4) then upscales them by `upscale_method`: "model" (a learned video upscaler,
+    `upscale_model` or the model's own, demo-upscaler for the demo models), "sr" (the super-resolution
+    file `sr_model`, through spandrel), "bicubic" or "lanczos"; the manifest's `upscale` and `cascade` say
+    what ran, each stage's size and time.
     """
     if isinstance(images, (str, Path)) or not isinstance(images, Sequence):
         images = [images]
@@ -164,6 +173,10 @@ def generate(
         loop=loop or None,
         interpolate=interpolate,
         interpolate_factor=interpolate_factor,
+        upscale=upscale,
+        upscale_method=upscale_method,
+        upscale_model=upscale_model,
+        sr_model=str(sr_model) if sr_model is not None else None,
     )
     if batch_size is not None and batch_size < 1:
         raise InvalidParameterError(
@@ -185,6 +198,7 @@ def generate(
             forward_chunking=forward_chunking,
         )
     params = params.resolved(model)
+    upscaler = Upscalers(device).for_params(params, model)
     last = load_last_frame(params, last_frame, max_pixels) if last_frame is not None else None
 
     jobs = []
@@ -227,7 +241,8 @@ def generate(
                 for pack in packs:
                     for result in engine.run_pack(pack, on_step=bar.step):
                         name, info = result.job.tag
-                        results.append(_finish(model, result, name, info, format, out, lora_entry, last))
+                        finished = _finish(model, result, name, info, format, out, lora_entry, last, upscaler)
+                        results.append(finished)
                         bar.video()
             except torch.OutOfMemoryError as error:
                 done = (
@@ -238,18 +253,29 @@ def generate(
 
 
 def _finish(
-    model, result, name: str, info: dict, format: str, out, lora: dict | None, last: LastFrame | None
+    model,
+    result,
+    name: str,
+    info: dict,
+    format: str,
+    out,
+    lora: dict | None,
+    last: LastFrame | None,
+    upscaler: Upscaler | None,
 ) -> GeneratedVideo:
-    """Build the manifest and, with an output folder, write the video and its manifest."""
+    """Run the cascade, build the manifest and, with an output folder, write the video and its manifest."""
     params = result.job.params
     target = video_path(Path(out), name, format) if out is not None else None
     manifest = build_manifest(
         model, params, info, result.timings, output_info(params, format, target), lora=lora
     )
-    manifest.update({**keyframes_entry(model, params, last), **interpolation_entry(model, params)})
     frames = result.frames
-    if params.interpolate != "none":
-        pixels = interpolated(frames_to_uint8(frames), params, model)
+    pixels, entries = cascade(
+        frames_to_uint8(frames), params, model, upscaler, result.timings.get("sampling_s")
+    )
+    manifest.update({**keyframes_entry(model, params, last), **entries})
+    manifest["timings"].update(stage_records(entries)[0])
+    if entries:
         frames = torch.from_numpy(pixels).permute(0, 3, 1, 2).float().div(255.0)
     if target is not None:
         target = save_video(frames, manifest["output"]["fps"], format, target, manifest)

@@ -78,9 +78,10 @@ def _quiet_libraries() -> None:
 
 @app.command(epilog=examples("svdlab models", "svdlab generate IMAGE --model svd-xt"))
 def models() -> None:
-    """List the built-in model presets and their defaults."""
+    """List the built-in model presets and their defaults, then the upscalers."""
     _quiet_libraries()
     from svdlab.models import PRESETS
+    from svdlab.models.upscaler import UPSCALER_PRESETS
 
     table = Table("name", "defaults", "source and description", show_lines=True)
     table.columns[0].no_wrap = True
@@ -98,6 +99,10 @@ def models() -> None:
             "\n".join(defaults),
             f"{source}\n{preset.description}",
         )
+    for upscaler in UPSCALER_PRESETS.values():
+        windows = f"{upscaler.num_frames}-frame windows"
+        defaults = f"{upscaler.scale}x upscaler\n{windows}\n{upscaler.steps} step(s)"
+        table.add_row(upscaler.name, defaults, f"shipped (offline)\n{upscaler.description}")
     out_console.print(table)
 
 
@@ -199,12 +204,32 @@ def generate(
         bool, typer.Option(help="End each video on its own first image: a seamless loop.")
     ] = False,
     interpolate: Annotated[
-        str, typer.Option(metavar="METHOD", help="Then interpolate the frames: none, flow, blend or model.")
+        str,
+        typer.Option(
+            metavar="METHOD|N",
+            help="Then interpolate the frames: none, flow, blend or model; 2 or 4: model at that factor.",
+        ),
     ] = "none",
     interpolate_factor: Annotated[int, typer.Option(help="New frame rate over the old: 2 or 4.")] = 2,
+    upscale: Annotated[
+        int, typer.Option(metavar="N", help="Then upscale the frames 2 or 4 times (1: not).")
+    ] = 1,
+    upscale_method: Annotated[
+        str, typer.Option(metavar="NAME", help="model (a learned video upscaler), sr, bicubic or lanczos.")
+    ] = "model",
+    upscale_model: Annotated[
+        str | None,
+        typer.Option(
+            metavar="NAME", help="Learned upscaler for --upscale-method model (default: the model's)."
+        ),
+    ] = None,
+    sr_model: Annotated[
+        Path | None,
+        typer.Option(metavar="FILE", help="Super-resolution weights (.safetensors) for --upscale-method sr."),
+    ] = None,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
-    """Turn each IMAGE into a video; several images are batched together."""
+    """Turn each IMAGE into a video; several images are batched together; then interpolate and upscale."""
     _quiet_libraries()
     from svdlab.api import generate as generate_videos
 
@@ -251,8 +276,12 @@ def generate(
             on_image_error=report_bad_image,
             last_frame=last_frame,
             loop=loop,
-            interpolate=interpolate,
-            interpolate_factor=interpolate_factor,
+            interpolate="model" if interpolate in ("2", "4") else interpolate,
+            interpolate_factor=int(interpolate) if interpolate in ("2", "4") else interpolate_factor,
+            upscale=upscale,
+            upscale_method=upscale_method,
+            upscale_model=upscale_model,
+            sr_model=sr_model,
         )
     except SvdlabError as error:
         raise fail(str(error)) from None
@@ -347,11 +376,15 @@ def sweep(
     )
 
 
-# the options of the commands that make one video from another (interpolate, extend)
+# the options of the commands that make one video from another (interpolate, upscale, extend)
 PostOut = Annotated[Path, typer.Option(metavar="DIR", help="Folder for the video and its manifest.")]
 PostFormat = Annotated[str, typer.Option("--format", metavar="TYPE", help="mp4, webm, gif, webp or png.")]
 PostOverwrite = Annotated[
     bool, typer.Option(help="Replace a video of the same name that another input made.")
+]
+ModelSeed = Annotated[int, typer.Option(help="Random seed of --method model.")]
+ModelSteps = Annotated[
+    int | None, typer.Option(help="Sampler steps of --method model.", show_default=FROM_MODEL)
 ]
 
 
@@ -374,10 +407,8 @@ def interpolate(
     model: Annotated[
         str, typer.Option(metavar="NAME", help="The context model for --method model.")
     ] = "demo-context",
-    seed: Annotated[int, typer.Option(help="Random seed of --method model.")] = 42,
-    steps: Annotated[
-        int | None, typer.Option(help="Sampler steps of --method model.", show_default=FROM_MODEL)
-    ] = None,
+    seed: ModelSeed = 42,
+    steps: ModelSteps = None,
     out: PostOut = Path("outputs"),
     format: PostFormat = "mp4",
     overwrite: PostOverwrite = False,
@@ -404,6 +435,84 @@ def interpolate(
         raise fail(str(error)) from None
     _warn_if_fallen_back(made.manifest["made_by"])
     print_line(f"{video} -> {made.path}")
+
+
+@app.command(
+    epilog=examples(
+        "svdlab upscale outputs/scene-1.mp4 --scale 2",
+        "svdlab upscale clip.mp4 --scale 4 --method sr --sr-model 4x-compact.safetensors --tile 256",
+        "svdlab upscale a.mp4 b.mp4 --scale 2 --method lanczos --out big",
+    )
+)
+def upscale(
+    videos: Annotated[list[Path], typer.Argument(metavar="VIDEO...", help="Video files (mp4, webm, gif).")],
+    scale: Annotated[int, typer.Option(help="New width and height over the old: 2 or 4.")] = 2,
+    method: Annotated[
+        str,
+        typer.Option(
+            metavar="NAME",
+            help="model (a learned video upscaler), sr (your super-resolution weights), bicubic or lanczos.",
+        ),
+    ] = "model",
+    model: Annotated[
+        str, typer.Option(metavar="NAME", help="The learned upscaler for --method model (name or folder).")
+    ] = "demo-upscaler",
+    sr_model: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE", help="Super-resolution weights for --method sr (any architecture spandrel knows)."
+        ),
+    ] = None,
+    allow_pickle: Annotated[
+        bool, typer.Option(help="Allow a pickle --sr-model (.pth; it can run code: trust it first).")
+    ] = False,
+    tile: Annotated[
+        int | None,
+        typer.Option(
+            metavar="PX", help="Upscale in tiles of at most PX x PX input pixels (default: above 256 / 512)."
+        ),
+    ] = None,
+    stabilise: Annotated[
+        float, typer.Option(help="Blend each sr frame with the last along the flow: 0 (off) up to 0.9.")
+    ] = 0.0,
+    device: Annotated[
+        str | None, typer.Option(metavar="DEVICE", help="cpu, cuda, cuda:1 (default: best found).")
+    ] = None,
+    seed: ModelSeed = 42,
+    steps: Annotated[
+        int | None, typer.Option(help="Sampler steps of --method model.", show_default="the upscaler's")
+    ] = None,
+    out: PostOut = Path("outputs"),
+    format: PostFormat = "mp4",
+    overwrite: PostOverwrite = False,
+) -> None:
+    """Make videos larger: a learned video upscaler, your own super-resolution model, or resampling."""
+    from svdlab.media import VIDEO_FORMATS
+
+    if format not in VIDEO_FORMATS:
+        raise fail(f"--format {format} is not one of {', '.join(VIDEO_FORMATS)}")
+    if method in ("model", "sr"):
+        _quiet_libraries()
+    from svdlab.post.upscale import make_upscaler, upscale_video
+
+    try:
+        upscaler = make_upscaler(
+            method,
+            scale,
+            model=model,
+            sr_model=sr_model,
+            allow_pickle=allow_pickle,
+            device=device,
+            seed=seed,
+            steps=steps,
+            tile=tile,
+            stabilise=stabilise,
+        )
+        for video in videos:
+            made = upscale_video(video, upscaler, out, format, overwrite)
+            print_line(f"{video} -> {made.path}")
+    except SvdlabError as error:
+        raise fail(str(error)) from None
 
 
 @app.command(

@@ -12,6 +12,7 @@ from svdlab.errors import InvalidParameterError, SvdlabWarning
 FitMode = Literal["crop", "pad", "stretch"]
 SamplerName = Literal["euler", "heun", "dpmpp_2m", "euler_ancestral"]
 ScheduleName = Literal["karras", "exponential"]
+UpscaleMethod = Literal["model", "sr", "bicubic", "lanczos"]
 LATER_DEFAULTS = {  # settings added after job keys existed: left out of keys while at these defaults
     "sampler": "euler",
     "schedule": "karras",
@@ -20,6 +21,10 @@ LATER_DEFAULTS = {  # settings added after job keys existed: left out of keys wh
     "loop": False,
     "interpolate": "none",
     "interpolate_factor": 2,
+    "upscale": 1,
+    "upscale_method": "model",
+    "upscale_model": None,
+    "sr_model": None,
 }
 TRAINED_MAX_BUCKET = 255
 TRAINED_MAX_NOISE = 0.15
@@ -27,8 +32,9 @@ TRAINED_FPS = (5, 30)
 
 
 class GenerationParams(BaseModel):
-    """Every setting of one video; None means the model's default. `interpolate` (with its factor) runs on
-    the finished frames, so that a sweep can vary it too."""
+    """Every setting of one video; None means the model's default. `interpolate` (with its factor), then
+    `upscale` (1: not; with its method, learned upscaler or super-resolution file) run on the finished
+    frames, so that a sweep can vary them too."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
@@ -51,6 +57,10 @@ class GenerationParams(BaseModel):
     loop: bool = False
     interpolate: Literal["none", "flow", "blend", "model"] = "none"
     interpolate_factor: Literal[2, 4] = 2
+    upscale: Literal[1, 2, 4] = 1
+    upscale_method: UpscaleMethod = "model"
+    upscale_model: str | None = None
+    sr_model: str | None = None
 
     @field_validator("guidance_interval", mode="before")
     @classmethod

@@ -151,6 +151,8 @@ def test_models_lists_the_presets(runner):
         "svd-xt",
         "svd-xt-1.1",
         "demo",
+        "demo-context",
+        "demo-upscaler",
         "tiny-random",
         "stabilityai/stable-video-diffusion-img2vid-xt",
     ):
@@ -215,7 +217,7 @@ def test_models_fits_80_columns_marks_the_default_and_names_its_defaults(runner)
     demo_line, following = lines[at], lines[at + 1]
     assert "(default)" in following
     assert "8 frames 64x64" in demo_line and "fps 8, 12 steps" in following
-    assert "stabilityai/stable-video-diffusion-i" in result.output  # hub ids wrap, never cut short
+    assert "stabilityai/stable-video-diffusion-" in result.output and "…" not in result.output  # wrapped
     assert "mg2vid-xt-1-1" in result.output
 
 

@@ -56,7 +56,14 @@ def test_the_interpolate_command_writes_the_video_and_its_manifest(tmp_path):
     manifest = json.loads((tmp_path / "out" / "clip-x4-flow.json").read_text())
     assert manifest["made_by"] == {"operation": "interpolate", "method": "flow", "factor": 4}
     assert manifest["input"]["frames"] == 6 and manifest["input"]["fps"] == 8
-    assert manifest["output"] == {"file": made.name, "format": "mp4", "frames": 21, "fps": 32}
+    assert manifest["output"] == {
+        "file": made.name,
+        "format": "mp4",
+        "frames": 21,
+        "fps": 32,
+        "width": 128,
+        "height": 96,
+    }
 
     blend = runner.invoke(
         app,

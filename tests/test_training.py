@@ -20,14 +20,16 @@ from typer.testing import CliRunner
 
 from svdlab.api import generate
 from svdlab.cli import app
-from svdlab.errors import InvalidParameterError, RunInterruptedError
+from svdlab.engine.upscaling import sample_upscaled
+from svdlab.errors import InvalidParameterError, ModelNotAvailableError, RunInterruptedError
 from svdlab.models import load_model
+from svdlab.models.upscaler import load_upscaler
 from svdlab.training.config import load_train_config
 from svdlab.training.dataset import ClipDataset, prepare_dataset
 from svdlab.training.lora import load_lora, merge_lora
 from svdlab.training.networks import is_temporal
 from svdlab.training.synthetic import write_synthetic_videos
-from svdlab.training.trainer import Trainer, train
+from svdlab.training.trainer import Trainer, train, trainer_for
 
 FAST = {"steps": 3, "seed": 1}
 
@@ -46,7 +48,7 @@ def write_config(folder, dataset, stages, **settings) -> str:
     lines = [f'name = "{settings.pop("name", "run")}"', f'output = "{folder / "runs"}"']
     sections = {
         key: settings.pop(key)
-        for key in ("model", "lora", "validation", "objective", "context")
+        for key in ("model", "lora", "validation", "objective", "context", "upscale")
         if key in settings
     }
     lines += [f"{key} = {json.dumps(value)}" for key, value in settings.items()]
@@ -412,3 +414,50 @@ def test_a_lora_cannot_train_the_context_task(tmp_path, dataset):
     path = write_config(tmp_path, dataset, [{"kind": "video", "steps": 1}], task="context", lora={"rank": 2})
     with pytest.raises(InvalidParameterError, match="widens"):
         load_train_config(path)
+
+
+def test_the_upscale_task_learns_resumes_exactly_and_writes_a_loadable_upscaler(tmp_path, dataset):
+    stages = [{"kind": "video", "steps": 4, "batch_size": 2, "learning_rate": 2e-3}]
+    settings = {
+        "task": "upscale",
+        "upscale": {"crop": 32},
+        "model": {"architecture": "upscaler", "unet": {"block_out_channels": [32, 32, 32]}},
+        "ema_decay": 0.9,
+    }
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    whole.mkdir(), parts.mkdir()
+    config = write_config(whole, dataset, stages, **settings)
+    trainer = trainer_for(load_train_config(config), Path(config))
+    before = np.mean([trainer.loss_on([0, 1], "video", seed) for seed in range(4)])
+    trainer.run(progress=False)
+    after = np.mean([trainer.loss_on([0, 1], "video", seed) for seed in range(4)])
+    assert after < before
+
+    def stop(step: int, loss: float) -> None:
+        if step == 2:
+            raise KeyboardInterrupt
+
+    resumable = write_config(parts, dataset, stages, **settings)
+    with pytest.raises(RunInterruptedError, match="after step 2 of 4"):
+        train(resumable, progress=False, on_step=stop)
+    assert train(resumable, progress=False).step == 4
+    expected, got = unet_weights(whole / "runs/run", 4), unet_weights(parts / "runs/run", 4)
+    assert all(torch.equal(expected[key], got[key]) for key in expected)
+
+    upscaler = load_upscaler(whole / "runs/run/model", device="cpu")
+    assert upscaler.preset.scale == 2 and upscaler.source == "local"
+    made = sample_upscaled(upscaler, torch.rand(4, 3, 16, 24), 2, seed=0, steps=2, strength=0.02)
+    assert made.shape == (4, 3, 32, 48) and 0 <= float(made.min()) <= float(made.max()) <= 1
+    with pytest.raises(ModelNotAvailableError, match="not an upscaler"):
+        load_upscaler(whole / "runs")
+
+
+def test_an_upscale_config_refuses_what_the_task_cannot_train(tmp_path, dataset):
+    stages = [{"kind": "image", "steps": 1}]
+    settings = {"task": "upscale", "model": {"architecture": "upscaler"}}
+    with pytest.raises(InvalidParameterError, match="video stages only"):
+        load_train_config(write_config(tmp_path, dataset, stages, **settings))
+    small = {**settings, "upscale": {"crop": 96}}
+    trainer_config = write_config(tmp_path, dataset, [{"kind": "video", "steps": 1}], **small)
+    with pytest.raises(InvalidParameterError, match="at least its 96x96 crops"):
+        train(trainer_config, progress=False)

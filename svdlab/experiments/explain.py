@@ -38,6 +38,14 @@ PARAMETER_NOTES: dict[str, str] = {
     "fit": "How the input image meets the video size: crop (cut the overflow), pad (letterbox) or stretch.",
     "decode_chunk_size": "Frames the VAE decodes at once: fewer saves memory, but the temporal decoder then "
     "sees shorter clips.",
+    "interpolate": "New frames between the generated ones after sampling: flow, blend or model (the "
+    "generating context model; flow on a one-frame model).",
+    "interpolate_factor": "How many times the frame rate grows by interpolation (2 or 4).",
+    "upscale": "How many times width and height grow after interpolation (1: not upscaled; 2 or 4).",
+    "upscale_method": "How to upscale: model (a learned video upscaler), sr (a super-resolution file), "
+    "bicubic or lanczos.",
+    "upscale_model": "The learned upscaler for upscale_method model (default: the model's own).",
+    "sr_model": "The super-resolution weights (.safetensors) for upscale_method sr.",
 }
 
 

@@ -61,7 +61,7 @@ def plan_sweep(spec: SweepSpec, model, base: Path) -> list[PlannedJob]:
     """Every (image, grid point) of the spec as a keyed job, in order; equal keys collapse to one."""
     identity = model_identity(model)
     combinations = spec.combinations()
-    swept_keys = list(spec.grid)
+    swept_keys = list(spec.axes())
     jobs: dict[str, PlannedJob] = {}
     for source in expand_images(spec, base):
         image, label = load_image(source), describe_source(source)

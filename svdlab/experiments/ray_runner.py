@@ -33,6 +33,7 @@ from svdlab.experiments.runner import (
 )
 from svdlab.experiments.trackers import make_trackers
 from svdlab.media.manifest import save_encoded
+from svdlab.post.cascade import Upscalers
 from svdlab.progress import generation_progress
 
 INSTALL_HINT = 'pip install -e ".[ray]" (or pip install ray)'
@@ -100,6 +101,7 @@ class SweepWorker:
         try:
             self.model = load_model(model, device=device, dtype=dtype)
             self.engine = VideoEngine(self.model, batch_size=batch_size)
+            self.upscalers = Upscalers(str(self.model.device))
         except SvdlabError as error:
             self.error = str(error)
 
@@ -118,7 +120,7 @@ class SweepWorker:
             raise SvdlabError(self.error)
         for result in self.engine.run([job.engine_job() for job in jobs]):
             job = result.job.tag
-            pixels, manifest = describe_video(self.model, spec, job, result)
+            pixels, manifest = describe_video(self.model, spec, job, result, self.upscalers)
             yield (
                 job.key,
                 encode_video(pixels, manifest["output"]["fps"], spec.outputs.format),

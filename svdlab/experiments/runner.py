@@ -7,10 +7,11 @@ import hashlib
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import PIL.Image
 import torch
 from filelock import FileLock, Timeout
 
@@ -26,7 +27,7 @@ from svdlab.media.atomic import check_writable, remove_stale_temps
 from svdlab.media.manifest import build_manifest, manifest_path, output_info, save_video, video_path
 from svdlab.metrics import measure_video
 from svdlab.models import load_model
-from svdlab.post.interpolate import interpolated, interpolation_entry
+from svdlab.post.cascade import Upscalers, cascade, stage_records
 from svdlab.post.keyframes import keyframes_entry
 from svdlab.progress import generation_progress
 
@@ -44,6 +45,7 @@ class Sweep:
     store: Store
     todo: list[PlannedJob]
     engine: VideoEngine
+    upscalers: Upscalers = field(default_factory=Upscalers)
 
     @property
     def folder(self) -> Path:
@@ -87,7 +89,10 @@ def sweep_for_model(
     store = Store(runs_dir)
     done = set() if fresh else store.finished_keys(spec.name)
     todo = [job for job in jobs if job.key not in done]
-    return Sweep(spec, model, jobs, store, todo, VideoEngine(model, batch_size=batch_size))
+    upscalers = Upscalers(str(model.device))
+    for params in {job.params for job in jobs}:  # every upscaler loaded and checked before any work
+        upscalers.for_params(params, model)
+    return Sweep(spec, model, jobs, store, todo, VideoEngine(model, batch_size=batch_size), upscalers)
 
 
 def run_sweep(sweep: Sweep, fresh: bool = False, progress: bool = True) -> int:
@@ -163,23 +168,32 @@ def _run_todo(sweep: Sweep, fresh: bool, progress: bool) -> int:
 def _finish(sweep: Sweep, result) -> TrackedVideo:
     """Write, measure and record one finished video."""
     job: PlannedJob = result.job.tag
-    pixels, manifest = describe_video(sweep.model, sweep.spec, job, result)
+    pixels, manifest = describe_video(sweep.model, sweep.spec, job, result, sweep.upscalers)
     target = sweep.folder / manifest["output"]["file"]
     path = save_video(pixels, manifest["output"]["fps"], sweep.spec.outputs.format, target, manifest)
     return record_video(sweep, job, path, manifest)
 
 
-def describe_video(model, spec: SweepSpec, job: PlannedJob, result) -> tuple[np.ndarray, dict]:
-    """A finished video's frames (F, H, W, 3) uint8 and its manifest, metrics included."""
+def describe_video(
+    model, spec: SweepSpec, job: PlannedJob, result, upscalers: Upscalers
+) -> tuple[np.ndarray, dict]:
+    """A finished video's frames (F, H, W, 3) uint8 after the cascade, and its manifest, metrics included."""
     format = spec.outputs.format
     target = video_path(Path(), f"{job.stem}-{job.key}", format)
     image = {**job.info, "fitted_file": fitted_input_name(job)}
     manifest = build_manifest(
         model, job.params, image, result.timings, output_info(job.params, format, target)
     )
-    manifest.update({**keyframes_entry(model, job.params), **interpolation_entry(model, job.params)})
-    pixels = interpolated(frames_to_uint8(result.frames), job.params, model)  # once, for metrics and encoder
-    metrics = measure_video(pixels, job.image)
+    upscaler = upscalers.for_params(job.params, model)
+    sampled = result.timings.get("sampling_s")
+    pixels, entries = cascade(frames_to_uint8(result.frames), job.params, model, upscaler, sampled)
+    manifest.update({**keyframes_entry(model, job.params), **entries})
+    timings, stage_metrics = stage_records(entries)
+    manifest["timings"].update(timings)
+    reference = job.image
+    if reference is not None and pixels.shape[1:3] != (reference.height, reference.width):
+        reference = reference.resize((pixels.shape[2], pixels.shape[1]), PIL.Image.LANCZOS)  # upscaled
+    metrics = {**measure_video(pixels, reference), **stage_metrics}
     manifest.update({"experiment": spec.name, "job_key": job.key, "swept": job.swept, "metrics": metrics})
     return pixels, manifest
 

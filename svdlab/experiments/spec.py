@@ -1,4 +1,6 @@
-"""Sweep specs: a TOML file naming a model, images, a grid of parameter lists and fixed values."""
+"""Sweep specs: a TOML file naming a model, images, a grid of parameter lists and fixed values, and the
+post-processing after sampling ([post]: interpolation and upscaling, each setting one value or a list to
+vary)."""
 
 from __future__ import annotations
 
@@ -15,6 +17,14 @@ from svdlab.params import GenerationParams, make_params, parse_size
 from svdlab.tomlconfig import load_toml
 
 PARAMETERS = (*GenerationParams.model_fields, "size")
+POST_PARAMETERS = (
+    "interpolate",
+    "interpolate_factor",
+    "upscale",
+    "upscale_method",
+    "upscale_model",
+    "sr_model",
+)
 
 
 def _check_parameters(values: dict[str, Any], section: str) -> None:
@@ -62,6 +72,7 @@ class SweepSpec(BaseModel):
     images: list[str] = Field(min_length=1)
     grid: dict[str, list[Any]] = Field(default_factory=dict)
     fixed: dict[str, Any] = Field(default_factory=dict)
+    post: dict[str, Any] = Field(default_factory=dict)
     outputs: OutputsSpec = Field(default_factory=OutputsSpec)
     trackers: TrackersSpec = Field(default_factory=TrackersSpec)
 
@@ -93,11 +104,38 @@ class SweepSpec(BaseModel):
             _check_value(f"fixed.{key}", key, value)
         return fixed
 
+    @field_validator("post")
+    @classmethod
+    def _post_values(cls, post: dict[str, Any], info) -> dict[str, Any]:
+        for key, value in post.items():
+            if key not in POST_PARAMETERS:
+                raise ValueError(
+                    f"post.{key} is not a post-processing setting; allowed: {', '.join(POST_PARAMETERS)}"
+                )
+            if key in info.data.get("grid", {}) or key in info.data.get("fixed", {}):
+                raise ValueError(f"post.{key} is also in [grid] or [fixed]; give it in one place")
+            values = value if isinstance(value, list) else [value]
+            if not values:
+                raise ValueError(f"post.{key} is an empty list; give at least one value")
+            for index, item in enumerate(values):
+                _check_value(f"post.{key}" + (f"[{index}]" if isinstance(value, list) else ""), key, item)
+        return post
+
+    def axes(self) -> dict[str, list[Any]]:
+        """What varies: the grid's lists, then [post]'s lists."""
+        return {**self.grid, **{key: value for key, value in self.post.items() if isinstance(value, list)}}
+
     def combinations(self) -> list[dict[str, Any]]:
-        """Every grid point merged over the fixed values, in the grid's order (last key varies fastest)."""
-        keys = list(self.grid)
-        points = itertools.product(*(self.grid[key] for key in keys))
-        return [{**self.fixed, **dict(zip(keys, point))} for point in points]
+        """Every point of the axes merged over the fixed values and [post]'s single values, in the axes' order
+        (last key varies fastest)."""
+        axes = self.axes()
+        keys = list(axes)
+        points = itertools.product(*(axes[key] for key in keys))
+        fixed = {
+            **self.fixed,
+            **{key: value for key, value in self.post.items() if not isinstance(value, list)},
+        }
+        return [{**fixed, **dict(zip(keys, point))} for point in points]
 
 
 def _check_value(where: str, key: str, value: Any) -> None:
@@ -118,6 +156,10 @@ def load_spec(path: str | Path, model: str | None = None) -> SweepSpec:
     """Read and validate a sweep spec (with `model` instead of its own, when given); a mistake raises
     InvalidParameterError naming the key."""
     spec = load_toml(path, SweepSpec, "sweep spec")
+    if "sr_model" in spec.post:  # a file named in the spec lies relative to it, as its images do
+        files = spec.post["sr_model"]
+        relative = [str(Path(path).parent / item) for item in (files if isinstance(files, list) else [files])]
+        spec.post["sr_model"] = relative if isinstance(files, list) else relative[0]
     return spec if model is None else spec.model_copy(update={"model": model})
 
 

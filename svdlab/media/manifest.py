@@ -90,8 +90,8 @@ def output_info(params, format: str, target: Path | None) -> dict:
         "format": format,
         "fps": params.fps * factor,
         "frames": (frames - 1) * factor + 1,
-        "width": params.width,
-        "height": params.height,
+        "width": params.width * params.upscale,
+        "height": params.height * params.upscale,
     }
     if target is not None:
         info["file"] = target.name

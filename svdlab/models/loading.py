@@ -13,7 +13,7 @@ from diffusers import StableVideoDiffusionPipeline
 from diffusers.utils import logging as diffusers_logging
 
 from svdlab.errors import InvalidParameterError, ModelNotAvailableError
-from svdlab.hashing import update_from_file
+from svdlab.hashing import networks_sha256, update_from_file
 from svdlab.models.advice import hub_failure_message
 from svdlab.models.memory import OFFLOAD_MODES, enable_forward_chunking, remove_offload
 from svdlab.models.memory import offload as memory_offload
@@ -96,12 +96,8 @@ class SVDModel:
         if self._weights_sha256 is None and self.source in ("local", "shipped"):
             self._weights_sha256 = folder_weights_sha256(self.location)
         elif self._weights_sha256 is None:
-            digest = hashlib.sha256()
-            for part in ("unet", "vae", "image_encoder"):
-                for key, tensor in sorted(getattr(self, part).state_dict().items()):
-                    digest.update(f"{part}.{key}".encode())
-                    digest.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
-            self._weights_sha256 = digest.hexdigest()
+            parts = ("unet", "vae", "image_encoder")
+            self._weights_sha256 = networks_sha256({part: getattr(self, part) for part in parts})
         return self._weights_sha256
 
     def weights_changed(self) -> None:
@@ -149,7 +145,7 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torc
     return DTYPES[dtype]
 
 
-def _check_weights_safe(folder: Path, allow_pickle: bool) -> None:
+def check_weights_safe(folder: Path, allow_pickle: bool) -> None:
     """Refuse a checkpoint whose weights exist only as pickle files, unless the user opted in."""
     for part in ("unet", "vae", "image_encoder"):
         files = [p.name for p in (folder / part).glob("*") if p.is_file()]
@@ -187,6 +183,17 @@ def _checked_inputs(folder: Path, preset: ModelPreset, in_channels: int, latent_
             f'UNet takes {in_channels}; set "context": {str(not preset.context).lower()} there'
         )
     return preset
+
+
+def _refuse_upscaler(name: str, folder: Path) -> None:
+    """An upscaler is not an image-to-video model: say where it is used."""
+    from svdlab.models.upscaler import UPSCALER_PRESETS, is_upscaler_folder
+
+    if name in UPSCALER_PRESETS or (folder.is_dir() and is_upscaler_folder(folder)):
+        raise ModelNotAvailableError(
+            f"{name} is a video upscaler, not an image-to-video model: use it with "
+            f"`svdlab upscale VIDEO --method model --model {name}` or `--upscale 2 --upscale-model {name}`"
+        )
 
 
 def _download(repo_id: str, variant: str | None, allow_pickle: bool) -> Path:
@@ -236,6 +243,7 @@ def load_model(
             f"the {name} model's weights are missing from {folder}: train them with "
             f"`bash examples/training/retrain-{name}.sh` in svdlab's repository, or reinstall svdlab from it"
         )
+    _refuse_upscaler(name, folder)
     if repo_id is None and not folder.is_dir():
         if not HUB_ID.match(name):
             raise ModelNotAvailableError(
@@ -250,7 +258,7 @@ def load_model(
             f"{folder} is not a diffusers SVD folder (no model_index.json); "
             "save one with SVDModel.save_pretrained or download a checkpoint"
         )
-    _check_weights_safe(folder, allow_pickle)
+    check_weights_safe(folder, allow_pickle)
     try:
         pipe = StableVideoDiffusionPipeline.from_pretrained(
             folder, dtype=dtype, variant=variant, use_safetensors=None if allow_pickle else True

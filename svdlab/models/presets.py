@@ -12,7 +12,8 @@ SHIPPED_MODELS = Path(__file__).parent
 class ModelPreset:
     """Defaults and origin of one known model: on the hub (repo_id), shipped inside svdlab (a folder named
     after it next to this module) or built in-process (neither). `context`: the UNet takes context frames
-    (per frame: noisy latent, masked context latent, mask) instead of one image's latent on every frame."""
+    (per frame: noisy latent, masked context latent, mask) instead of one image's latent on every frame.
+    `upscaler`: the learned upscaler that `upscale_method = "model"` uses for this model's videos."""
 
     name: str
     description: str
@@ -29,6 +30,7 @@ class ModelPreset:
     trained_spec: bool = True
     shipped: bool = False
     context: bool = False
+    upscaler: str | None = None
 
 
 PRESETS: dict[str, ModelPreset] = {
@@ -67,6 +69,7 @@ PRESETS: dict[str, ModelPreset] = {
         steps=12,
         fps=8,
         shipped=True,
+        upscaler="demo-upscaler",
     ),
     "demo-context": ModelPreset(
         name="demo-context",
@@ -80,6 +83,7 @@ PRESETS: dict[str, ModelPreset] = {
         fps=8,
         shipped=True,
         context=True,
+        upscaler="demo-upscaler",
     ),
     "tiny-random": ModelPreset(
         name="tiny-random",

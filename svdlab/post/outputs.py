@@ -72,7 +72,14 @@ def write_post_video(
         "made_by": made_by,
         **(extra or {}),
         "input": made_from,
-        "output": {"file": target.name, "format": format, "frames": len(frames), "fps": fps},
+        "output": {
+            "file": target.name,
+            "format": format,
+            "frames": len(frames),
+            "fps": fps,
+            "width": frames.shape[2],
+            "height": frames.shape[1],
+        },
         "versions": versions(),
     }
     return PostVideo(save_video(frames, fps, format, target, manifest), manifest)

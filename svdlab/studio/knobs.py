@@ -52,4 +52,4 @@ def _knob(name: str, schema: dict, default) -> dict:
             "max": typed.get("maximum"),
             "step": 1 if integer else 0.01,
         }
-    return {**knob, "kind": "text", "placeholder": "START:END"}
+    return {**knob, "kind": "text", "placeholder": "START:END" if name == "guidance_interval" else ""}

@@ -21,6 +21,7 @@ from svdlab.experiments.planner import PlannedJob
 from svdlab.experiments.runner import Sweep, describe_video, record_video
 from svdlab.experiments.spec import SweepSpec
 from svdlab.media.manifest import save_video
+from svdlab.post.cascade import Upscalers
 from svdlab.studio.queue import JobQueue
 from svdlab.studio.submit import job_from_row
 
@@ -65,6 +66,7 @@ class QueueWorker(threading.Thread):
         self.queue = queue
         self.model = model
         self.engine = VideoEngine(model, batch_size=batch_size)
+        self.upscalers = Upscalers(str(model.device))
         self.progress = progress
         self.wake = wake
         self.stopping = threading.Event()
@@ -181,7 +183,7 @@ class QueueWorker(threading.Thread):
         spec = SweepSpec(**self.queue.store.experiment(row["experiment"])["spec"])
         sweep = Sweep(spec, self.model, [], self.queue.store, [], self.engine)
         job = result.job.tag
-        pixels, manifest = describe_video(self.model, spec, job, result)
+        pixels, manifest = describe_video(self.model, spec, job, result, self.upscalers)
         target = sweep.folder / manifest["output"]["file"]
         path = save_video(pixels, manifest["output"]["fps"], spec.outputs.format, target, manifest)
         record_video(sweep, job, path, manifest)

@@ -104,6 +104,18 @@ class ContextSection(_Section):
         return self
 
 
+class UpscaleSection(_Section):
+    """The upscale task: the scale the upscaler learns (high-resolution clips are shrunk by it, with area
+    averaging, for its input), the side of the square high-resolution crops it trains on, the
+    space-to-depth patch its UNet works in and the factor its residual target is scaled by (to about unit
+    variance, as EDM's preconditioning assumes: the sprite data's residuals have a std of about 0.04)."""
+
+    scale: Literal[2, 4] = 2
+    crop: int = Field(default=64, ge=16)
+    patch: Literal[1, 2, 4, 8] = 4
+    residual_scale: float = Field(default=20.0, gt=0)
+
+
 class LoraSection(_Section):
     """Train a LoRA on the UNet's attention instead of its own weights."""
 
@@ -131,8 +143,9 @@ class TrainConfig(_Section):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=100)
     output: str = "runs/train"
     seed: int = 0
-    task: Literal["image-to-video", "context"] = "image-to-video"
+    task: Literal["image-to-video", "context", "upscale"] = "image-to-video"
     context: ContextSection = Field(default_factory=ContextSection)
+    upscale: UpscaleSection = Field(default_factory=UpscaleSection)
     model: ModelSection
     data: DataSection
     stages: list[StageSection] = Field(min_length=1)
@@ -157,6 +170,8 @@ class TrainConfig(_Section):
                 "the context task widens the UNet's input convolution, which a LoRA does not train: "
                 "remove the [lora] section"
             )
+        if self.task == "upscale":
+            self._check_upscale()
         if self.lora is not None and any(stage.trains_autoencoder for stage in self.stages):
             raise ValueError(
                 "a LoRA run trains the UNet only: remove the vae and decoder stages or the [lora] section"
@@ -167,6 +182,21 @@ class TrainConfig(_Section):
                     params_from(**{key: value})
             params_from(**self.validation.fixed)
         return self
+
+    def _check_upscale(self) -> None:
+        """The upscale task trains a whole pixel-space UNet: video stages, no LoRA, no validation sweep."""
+        if self.lora is not None or self.validation is not None:
+            raise ValueError(
+                "the upscale task trains the whole upscaler and has no validation sweep: remove [lora] and "
+                "[validation] (measure it with benchmarks/upscaling.py)"
+            )
+        if any(stage.kind != "video" for stage in self.stages):
+            raise ValueError('the upscale task trains video stages only: set kind = "video"')
+        if self.upscale.crop % (self.upscale.patch * 4):
+            raise ValueError(
+                f"upscale.crop={self.upscale.crop} must be a multiple of {self.upscale.patch * 4} "
+                "(the patch times the UNet's downsampling)"
+            )
 
     @property
     def total_steps(self) -> int:

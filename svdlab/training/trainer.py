@@ -61,15 +61,23 @@ def train(
 ) -> TrainResult:
     """Train (or resume training) as the config says; returns where the result went."""
     config_path = Path(config_path)
-    trainer = Trainer(load_train_config(config_path), config_path, fresh=fresh)
+    trainer = trainer_for(load_train_config(config_path), config_path, fresh=fresh)
     return trainer.run(progress=progress, on_step=on_step)
+
+
+def trainer_for(config: TrainConfig, config_path: Path, fresh: bool = False) -> Trainer:
+    """The trainer of the config's task: the upscale task's own, or the SVD trainer."""
+    from svdlab.training.upscale import UpscaleTrainer
+
+    return (UpscaleTrainer if config.task == "upscale" else Trainer)(config, config_path, fresh=fresh)
 
 
 def fingerprint(config: TrainConfig) -> str:
     """A hash of what a checkpoint must agree with to be resumed: model, data, seed, objective, LoRA, EMA."""
     parts = config.model_dump(include={"model", "data", "seed", "objective", "lora", "ema_decay"})
     if config.task != "image-to-video":  # runs from before tasks existed keep their fingerprint
-        parts.update(config.model_dump(include={"task", "context"}))
+        task_section = "upscale" if config.task == "upscale" else "context"
+        parts.update(config.model_dump(include={"task", task_section}))
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -89,12 +97,7 @@ class Trainer:
             kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
         )
         self.dataset = ClipDataset(resolve_path(config_path, config.data.dataset))
-        self.model = build_model(
-            config.model,
-            lambda value: resolve_path(config_path, value),
-            config.seed,
-            context=config.task == "context",
-        )
+        self.model = self._build_model()
         self.model.source, self.model.location = "training", str(self.run_dir)
         self.model.weights_changed()
         self._check_shapes()
@@ -104,8 +107,9 @@ class Trainer:
                 self.model.unet, rank=config.lora.rank, alpha=config.lora.alpha, targets=config.lora.targets
             )
         if config.gradient_checkpointing:
-            self.model.unet.enable_gradient_checkpointing()
-            self.model.vae.enable_gradient_checkpointing()
+            for network in self._networks():
+                if hasattr(network, "enable_gradient_checkpointing"):
+                    network.enable_gradient_checkpointing()
         self._place()
         self.ema = EMAModel(self._ema_parameters(), decay=config.ema_decay) if config.ema_decay > 0 else None
         self.data = TrainingData(self.dataset, config.seed, config.cache_latents)
@@ -116,6 +120,19 @@ class Trainer:
         self.parameters: list[torch.nn.Parameter] = []
         self.saved_optimizer: dict | None = None
         self.saved_step = 0
+
+    def _build_model(self):
+        """The model this run trains, as the [model] section names it (widened for the context task)."""
+        return build_model(
+            self.config.model,
+            lambda value: resolve_path(self.config_path, value),
+            self.config.seed,
+            context=self.config.task == "context",
+        )
+
+    def _networks(self) -> tuple[torch.nn.Module, ...]:
+        """The model's networks: the UNet, the VAE and the image encoder."""
+        return self.model.unet, self.model.vae, self.model.image_encoder
 
     def _check_shapes(self) -> None:
         """The dataset's frame size and clip length suit the model and every stage."""
@@ -151,7 +168,7 @@ class Trainer:
     def _place(self) -> None:
         """Put the networks on the accelerator's device in float32 (autocast does mixed precision)."""
         device = self.accelerator.device
-        for network in (self.model.unet, self.model.vae, self.model.image_encoder):
+        for network in self._networks():
             network.to(device).requires_grad_(False)
         self.model.device, self.model.dtype = device, torch.float32
 
@@ -168,10 +185,7 @@ class Trainer:
         if checkpoint is None:
             return
         check_resumable(checkpoint, fingerprint(self.config), self.config_path)
-        checkpoint.load_network("unet", self.model.unet)
-        if (checkpoint.folder / "vae.safetensors").is_file():
-            checkpoint.load_network("vae", self.model.vae)
-        self.model.vae.register_to_config(scaling_factor=checkpoint.state["vae_scaling_factor"])
+        self._restore_networks(checkpoint)
         if self.ema is not None:
             self.ema.load_state_dict(checkpoint.load_object("ema"))
             self.ema.to(self.accelerator.device)
@@ -184,6 +198,13 @@ class Trainer:
             scaler = checkpoint.load_object("scaler")
             if scaler is not None and self.accelerator.scaler is not None:
                 self.accelerator.scaler.load_state_dict(scaler)
+
+    def _restore_networks(self, checkpoint) -> None:
+        """Load a checkpoint's networks: the UNet, and the VAE with its latent scale."""
+        checkpoint.load_network("unet", self.model.unet)
+        if (checkpoint.folder / "vae.safetensors").is_file():
+            checkpoint.load_network("vae", self.model.vae)
+        self.model.vae.register_to_config(scaling_factor=checkpoint.state["vae_scaling_factor"])
 
     def run(self, progress: bool = True, on_step: Callable[[int, float], None] | None = None) -> TrainResult:
         """Train from the last checkpoint to the end; save the result; validate as configured."""
@@ -263,7 +284,8 @@ class Trainer:
             if stage.kind == "vae":  # only this kind changes the encoder, and so the cached latents
                 self.data.forget()
         else:
-            self.model.vae.requires_grad_(False).eval()
+            for frozen in self._networks()[1:]:
+                frozen.requires_grad_(False).eval()
             network = self.model.unet
             parameters = stage_parameters(network, stage.kind, lora=self.config.lora is not None)
         settings = self.config.optimizer
@@ -393,13 +415,13 @@ class Trainer:
                 "optimizer": self.optimizer.state_dict(),
                 "scaler": accelerator.scaler.state_dict() if accelerator.scaler is not None else None,
             }
-            state = {
-                "fingerprint": fingerprint(self.config),
-                "stage": self.stage_index,
-                "vae_scaling_factor": float(self.model.vae.config.scaling_factor),
-            }
+            state = {"fingerprint": fingerprint(self.config), "stage": self.stage_index, **self._scales()}
             save_checkpoint(self.run_dir, self.step, state, networks, objects, self.config.keep_checkpoints)
         self.saved_step = self.step
+
+    def _scales(self) -> dict:
+        """What a checkpoint keeps beside the weights: the VAE's latent scale."""
+        return {"vae_scaling_factor": float(self.model.vae.config.scaling_factor)}
 
     def _with_ema(self):
         """A context in which the UNet holds the EMA weights (restored after)."""
@@ -428,8 +450,8 @@ class Trainer:
         """The trained model folder (EMA weights), or the LoRA file of a LoRA run."""
         target = self.output_path
         if self.accelerator.is_main_process:
-            self.model.unet.eval()
-            self.model.vae.eval()
+            for network in self._networks():
+                network.eval()
             with self._with_ema():
                 if self.config.lora is not None:
                     save_lora(self.model.unet, target)
