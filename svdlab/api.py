@@ -198,7 +198,7 @@ def generate(
             forward_chunking=forward_chunking,
         )
     params = params.resolved(model)
-    upscaler = Upscalers(device).for_params(params, model)
+    upscaler = Upscalers(str(model.device)).for_params(params, model)
     last = load_last_frame(params, last_frame, max_pixels) if last_frame is not None else None
 
     jobs = []
