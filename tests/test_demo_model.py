@@ -13,7 +13,7 @@ from svdlab.api import generate
 from svdlab.engine import Job, VideoEngine
 from svdlab.media import frames_to_uint8
 from svdlab.metrics import measure_video
-from svdlab.metrics.fidelity import psnr
+from svdlab.metrics.fidelity import fidelity, psnr
 from svdlab.models import PRESETS, load_model
 from svdlab.models.presets import SHIPPED_MODELS
 from svdlab.params import make_params
@@ -21,8 +21,7 @@ from svdlab.training.synthetic import moving_sprite_clips, render_sprite_clip
 
 HELD_OUT_SEEDS = range(90_000, 90_005)
 BUCKETS = (20, 60, 120, 180, 240)
-NOISE_LEVELS = (0.02, 0.1, 0.2, 0.4)
-FIDELITY = "ssim_first"  # SSIM of frame 0 against the input: what noise augmentation loosens first
+NOISE_LEVELS = (0.02, 0.1, 0.4)
 MAX_WARP_ERROR = 0.1  # mean absolute error (0..1) of flow-compensated frames: objects keep their pixels
 FIRST_FRAME_PSNR_FLOOR = 25  # at the defaults; the shipped model measures 25.5 dB
 
@@ -79,10 +78,17 @@ def test_objects_stay_intact_at_every_bucket(by_bucket):
     assert max(errors) < MAX_WARP_ERROR, errors
 
 
+def mean_fidelity(model, images, **settings) -> dict[str, float]:
+    """Fidelity metrics alone (no motion, no flow) of the demo's videos of `images`, averaged."""
+    videos = generate(images, model, **settings)
+    measured = [fidelity(video.frames, image) for video, image in zip(videos, images)]
+    return {key: float(np.mean([m[key] for m in measured])) for key in measured[0]}
+
+
 def test_fidelity_falls_as_noise_augmentation_rises(demo_model, held_out_images):
-    measured = [mean_metrics(demo_model, held_out_images, noise_aug_strength=a) for a in NOISE_LEVELS]
-    fidelity = [metrics[FIDELITY] for metrics in measured]
-    assert all(high > low for high, low in zip(fidelity, fidelity[1:])), fidelity
+    measured = [mean_fidelity(demo_model, held_out_images, noise_aug_strength=a) for a in NOISE_LEVELS]
+    first = [metrics["ssim_first"] for metrics in measured]  # what noise augmentation loosens first
+    assert all(high > low for high, low in zip(first, first[1:])), first
     # NOISE_LEVELS[0] is the default: the first frame at default settings stays close to the input
     assert NOISE_LEVELS[0] == PRESETS["demo"].noise_aug_strength
     assert measured[0]["psnr_first"] >= FIRST_FRAME_PSNR_FLOOR, measured[0]

@@ -78,7 +78,7 @@ def unet_weights(run_dir, step: int) -> dict[str, torch.Tensor]:
 
 @pytest.mark.parametrize("kind", ["video", "vae", "decoder"])
 def test_a_fixed_batch_is_overfit(tmp_path, dataset, kind):
-    stages = [{"kind": kind, "steps": 30, "batch_size": 2, "learning_rate": 2e-3}]
+    stages = [{"kind": kind, "steps": 20, "batch_size": 2, "learning_rate": 2e-3}]
     path = write_config(tmp_path, dataset, stages, ema_decay=0.0)
     trainer = Trainer(load_train_config(path), tmp_path / "train.toml")
     trainer.data.indices = lambda number, size: [0, 1]
@@ -301,7 +301,7 @@ def test_the_example_config_is_valid():
 
 
 def test_sigterm_stops_after_the_step_in_flight_and_the_run_resumes(tmp_path, dataset):
-    stages = [{"kind": "video", "steps": 30, "batch_size": 1}]
+    stages = [{"kind": "video", "steps": 12, "batch_size": 1}]
     config = write_config(tmp_path, dataset, stages, log_every=1, checkpoint_every=1000)
     log = tmp_path / "runs/run/log.jsonl"
     process = subprocess.Popen(
@@ -319,8 +319,8 @@ def test_sigterm_stops_after_the_step_in_flight_and_the_run_resumes(tmp_path, da
     assert len(message.splitlines()) == 1 and "run the same command again to resume" in message
     logged = [json.loads(line)["step"] for line in log.read_text().splitlines()]
     (checkpoint,) = (tmp_path / "runs/run/checkpoints").glob("step-*")
-    assert int(checkpoint.name.removeprefix("step-")) == logged[-1] < 30
-    assert train(config, progress=False).step == 30
+    assert int(checkpoint.name.removeprefix("step-")) == logged[-1] < 12
+    assert train(config, progress=False).step == 12
 
 
 def test_two_processes_train_every_stage_kind_data_parallel_on_the_cpu(tmp_path, dataset):

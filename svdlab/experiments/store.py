@@ -212,7 +212,7 @@ class Store:
         """One flat row per job of the experiment: image, swept values, parameters, video, metrics."""
         jobs = self.connection.execute(
             "SELECT j.*, v.path, v.sha256 FROM jobs j LEFT JOIN videos v USING (experiment, key) "
-            "WHERE j.experiment = ? ORDER BY j.image, j.finished",
+            "WHERE j.experiment = ? ORDER BY j.image, j.finished, j.rowid",
             (experiment,),
         ).fetchall()
         metrics: dict[str, dict[str, float]] = {}
