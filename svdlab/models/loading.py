@@ -87,17 +87,15 @@ class SVDModel:
         """Write a diffusers-format folder (safetensors) that load_model reads back."""
         path = Path(path)
         self.pipeline().save_pretrained(path, safe_serialization=True, variant=variant)
-        preset = replace(self.preset, name=path.name, description=f"saved from {self.name}", shipped=False)
-        (path / PRESET_FILE).write_text(json.dumps(asdict(preset), indent=2) + "\n")
+        description = f"saved from {self.name}"
+        write_preset(path, replace(self.preset, name=path.name, description=description, shipped=False))
         return path
 
     def weights_sha256(self) -> str:
         """SHA-256 of the weights: over the folder's weight files, or over the tensors of a built-in model."""
-        if self._weights_sha256 is None and self.source in ("local", "shipped"):
-            self._weights_sha256 = folder_weights_sha256(self.location)
-        elif self._weights_sha256 is None:
-            parts = ("unet", "vae", "image_encoder")
-            self._weights_sha256 = networks_sha256({part: getattr(self, part) for part in parts})
+        if self._weights_sha256 is None:
+            networks = {part: getattr(self, part) for part in ("unet", "vae", "image_encoder")}
+            self._weights_sha256 = weights_sha256_of(self.source, self.location, networks)
         return self._weights_sha256
 
     def weights_changed(self) -> None:
@@ -113,6 +111,16 @@ class SVDModel:
         identity["dtype"] = str(self.dtype).removeprefix("torch.")
         identity["device"] = str(self.device)
         return identity
+
+
+def write_preset(folder: Path, preset) -> None:
+    """Write a model folder's svdlab.json: the preset it loads with."""
+    (folder / PRESET_FILE).write_text(json.dumps(asdict(preset), indent=2) + "\n")
+
+
+def weights_sha256_of(source: str, location, networks: dict) -> str:
+    """SHA-256 over the weight files of a model loaded from a folder, else over its networks' tensors."""
+    return folder_weights_sha256(location) if source in ("local", "shipped") else networks_sha256(networks)
 
 
 def folder_weights_sha256(folder: str | Path) -> str:

@@ -12,18 +12,23 @@ same names and folders as every checkpoint (`load_upscaler`).
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
 from diffusers import EulerDiscreteScheduler, UNetSpatioTemporalConditionModel
 
 from svdlab.errors import ModelNotAvailableError
-from svdlab.hashing import networks_sha256
-from svdlab.models.loading import check_weights_safe, default_device, folder_weights_sha256, resolve_dtype
+from svdlab.models.loading import (
+    PRESET_FILE,
+    check_weights_safe,
+    default_device,
+    resolve_dtype,
+    weights_sha256_of,
+    write_preset,
+)
 from svdlab.models.presets import PRESETS, SHIPPED_MODELS
 
-PRESET_FILE = "svdlab.json"
 UPSCALER_KIND = "upscaler"
 
 
@@ -90,16 +95,13 @@ class UpscalerModel:
         path = Path(path)
         self.unet.save_pretrained(path / "unet", safe_serialization=True)
         self.scheduler.save_pretrained(path / "scheduler")
-        preset = replace(self.preset, name=path.name, shipped=False)
-        (path / PRESET_FILE).write_text(json.dumps(asdict(preset), indent=2) + "\n")
+        write_preset(path, replace(self.preset, name=path.name, shipped=False))
         return path
 
     def weights_sha256(self) -> str:
         """SHA-256 over the UNet's weight file, or over its tensors when it was not loaded from one."""
-        if self._weights_sha256 is None and self.source in ("local", "shipped"):
-            self._weights_sha256 = folder_weights_sha256(self.location)
-        elif self._weights_sha256 is None:
-            self._weights_sha256 = networks_sha256({"unet": self.unet})
+        if self._weights_sha256 is None:
+            self._weights_sha256 = weights_sha256_of(self.source, self.location, {"unet": self.unet})
         return self._weights_sha256
 
     def weights_changed(self) -> None:
