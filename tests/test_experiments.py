@@ -135,6 +135,22 @@ class _Params:
         return {"seed": 1}
 
 
+def test_results_finished_in_the_same_second_come_in_the_order_they_were_recorded(tmp_path, monkeypatch):
+    monkeypatch.setattr("svdlab.experiments.store.utc_now", lambda: "2026-12-02T20:00:00+00:00")
+    store = Store(tmp_path)
+    store.start_experiment("grid", {}, "m")
+    for key in ("c", "a", "b"):  # not in key order
+        job = type("J", (), {"key": key, "source": "img", "swept": {}, "params": _Params()})
+        store.record_done(
+            "grid",
+            job,
+            {"model": {"name": "m"}, "timings": {}},
+            {"path": "v", "manifest": "m", "sha256": "s"},
+            {},
+        )
+    assert [row["key"] for row in store.results("grid")] == ["c", "a", "b"]
+
+
 def test_store_is_wal_and_survives_concurrent_writers(tmp_path):
     with Pool(3) as pool:
         counts = pool.map(_write_rows, [(tmp_path, worker) for worker in range(3)])
