@@ -135,7 +135,7 @@ class _Params:
         return {"seed": 1}
 
 
-def test_results_finished_in_the_same_second_come_in_the_order_they_were_recorded(tmp_path, monkeypatch):
+def test_rows_of_the_same_second_come_in_the_order_they_were_recorded(tmp_path, monkeypatch):
     monkeypatch.setattr("svdlab.experiments.store.utc_now", lambda: "2026-12-02T20:00:00+00:00")
     store = Store(tmp_path)
     store.start_experiment("grid", {}, "m")
@@ -149,6 +149,9 @@ def test_results_finished_in_the_same_second_come_in_the_order_they_were_recorde
             {},
         )
     assert [row["key"] for row in store.results("grid")] == ["c", "a", "b"]
+    for name in ("z-second", "m-third"):  # experiments updated in the same second: the newest first
+        store.start_experiment(name, {}, "m")
+    assert [row["name"] for row in store.experiments()] == ["m-third", "z-second", "grid"]
 
 
 def test_store_is_wal_and_survives_concurrent_writers(tmp_path):

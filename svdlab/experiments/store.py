@@ -204,7 +204,7 @@ class Store:
             "SELECT e.name, e.model, e.updated, "
             "SUM(j.status = 'done') AS done, SUM(j.status = 'failed') AS failed "
             "FROM experiments e LEFT JOIN jobs j ON j.experiment = e.name "
-            "GROUP BY e.name ORDER BY e.updated DESC"
+            "GROUP BY e.name ORDER BY e.updated DESC, e.rowid DESC"
         )
         return [dict(row) for row in rows]
 
