@@ -44,7 +44,7 @@ class Upscaler:
             entry.update(
                 model=self.model.describe(),
                 seed=self.seed,
-                steps=self.steps or self.model.preset.steps,
+                steps=self._steps(),
                 noise_aug_strength=self._strength(),
                 window={"frames": self.model.preset.num_frames, "overlap": WINDOW_OVERLAP},
             )
@@ -62,6 +62,9 @@ class Upscaler:
             return self.tile
         limit = AUTO_TILE.get(self.method)
         return limit if limit is not None and max(height, width) > limit else None
+
+    def _steps(self) -> int:
+        return self.steps or self.model.preset.steps
 
     def _strength(self) -> float:
         return (
@@ -98,7 +101,7 @@ class Upscaler:
         from svdlab.engine.upscaling import sample_upscaled
         from svdlab.post.tiles import tiled
 
-        steps, strength = self.steps or self.model.preset.steps, self._strength()
+        steps, strength = self._steps(), self._strength()
         starts = window_starts(len(pixels), self.model.preset.num_frames, WINDOW_OVERLAP)
         total = torch.zeros(len(pixels), 3, pixels.shape[2] * self.scale, pixels.shape[3] * self.scale)
         weights = torch.zeros(len(pixels), 1, 1, 1)
