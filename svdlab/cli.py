@@ -101,7 +101,8 @@ def models() -> None:
         )
     for upscaler in UPSCALER_PRESETS.values():
         windows = f"{upscaler.num_frames}-frame windows"
-        defaults = f"{upscaler.scale}x upscaler\n{windows}\n{upscaler.steps} step(s)"
+        sampling = f"{upscaler.steps} step(s), temperature {upscaler.temperature:g}"
+        defaults = f"{upscaler.scale}x upscaler\n{windows}\n{sampling}"
         table.add_row(upscaler.name, defaults, f"shipped (offline)\n{upscaler.description}")
     out_console.print(table)
 
@@ -482,6 +483,13 @@ def upscale(
     steps: Annotated[
         int | None, typer.Option(help="Sampler steps of --method model.", show_default="the upscaler's")
     ] = None,
+    temperature: Annotated[
+        float | None,
+        typer.Option(
+            help="Starting noise of --method model: 1 as trained, 0 its mean (the same for every seed).",
+            show_default="the upscaler's",
+        ),
+    ] = None,
     out: PostOut = Path("outputs"),
     format: PostFormat = "mp4",
     overwrite: PostOverwrite = False,
@@ -507,6 +515,7 @@ def upscale(
             steps=steps,
             tile=tile,
             stabilise=stabilise,
+            temperature=temperature,
         )
         for video in videos:
             made = upscale_video(video, upscaler, out, format, overwrite)

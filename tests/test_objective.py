@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from svdlab.training.batches import Batch, added_time_ids, step_generator
-from svdlab.training.objective import denoising_loss, draw, loss_weight
+from svdlab.training.objective import denoised_estimate, denoising_loss, draw, loss_weight
 
 
 def test_draws_follow_the_configured_distributions():
@@ -49,7 +49,8 @@ def test_denoising_loss_matches_a_hand_computation():
     cond, embeds, ids = torch.randn(2, 4, 5, 5), torch.randn(2, 1, 8), torch.randn(2, 3)
     sigmas = torch.tensor([0.5, 3.0])
     unet = ZeroV()
-    losses = denoising_loss(unet, latents, cond, embeds, ids, sigmas, noise)
+    denoised = denoised_estimate(unet, latents, cond, embeds, ids, sigmas, noise)
+    losses = denoising_loss(denoised, latents, sigmas)
     for i, sigma in enumerate(sigmas.tolist()):
         noisy = latents[i] + sigma * noise[i]
         denoised = noisy / (sigma**2 + 1)  # c_skip * x with v = 0

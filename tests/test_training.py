@@ -420,7 +420,7 @@ def test_the_upscale_task_learns_resumes_exactly_and_writes_a_loadable_upscaler(
     stages = [{"kind": "video", "steps": 4, "batch_size": 2, "learning_rate": 2e-3}]
     settings = {
         "task": "upscale",
-        "upscale": {"crop": 32},
+        "upscale": {"crop": 32, "temporal_weight": 1.0},
         "model": {"architecture": "upscaler", "unet": {"block_out_channels": [32, 32, 32]}},
         "ema_decay": 0.9,
     }

@@ -9,8 +9,9 @@ svdlab prepare-data demo-upscaler-data/videos --out demo-upscaler-data/clips --s
 svdlab train examples/training/demo-upscaler-base.toml --fresh
 svdlab train examples/training/demo-upscaler.toml --fresh
 svdlab train examples/training/demo-upscaler-sharp.toml --fresh
+svdlab train examples/training/demo-upscaler-steady.toml --fresh
 # keep the shipped svdlab.json: it names the upscaler demo-upscaler with its defaults
-cp svdlab/models/demo-upscaler/svdlab.json runs/train/demo-upscaler-sharp/model/svdlab.json
+cp svdlab/models/demo-upscaler/svdlab.json runs/train/demo-upscaler-steady/model/svdlab.json
 rm -rf svdlab/models/demo-upscaler
-cp -r runs/train/demo-upscaler-sharp/model svdlab/models/demo-upscaler
-echo "installed runs/train/demo-upscaler-sharp/model as --model demo-upscaler (svdlab/models/demo-upscaler)"
+cp -r runs/train/demo-upscaler-steady/model svdlab/models/demo-upscaler
+echo "installed runs/train/demo-upscaler-steady/model as --model demo-upscaler (svdlab/models/demo-upscaler)"

@@ -3,8 +3,10 @@ high-resolution frames and the low-resolution ones resized (bicubic), times `res
 frame by frame, it is given the low-resolution video, noise-augmented at its own size and resized (bicubic)
 to the output size; both are folded space-to-depth into cells of `patch` x `patch` pixels. The augmentation
 level is the UNet's third time id, as SVD's noise_aug_strength is; its cross-attention sees zeros (there is
-no image embedding). Sampling is EDM's Euler over Karras noise levels, one generator per window, no
-guidance; the frames are the resized input plus the sampled residual."""
+no image embedding). Sampling is EDM's Euler over Karras noise levels from starting noise scaled by a
+temperature (reduced-temperature sampling; 0 starts from the noise's mean, zeros, so that one step gives
+the model's mean prediction and no seed changes it), one generator per window, no guidance; the frames
+are the resized input plus the sampled residual."""
 
 from __future__ import annotations
 
@@ -72,11 +74,18 @@ def empty_embeddings(unet: torch.nn.Module, batch: int) -> torch.Tensor:
 
 @torch.inference_mode()
 def sample_upscaled(
-    model, low_res: torch.Tensor, scale: int, seed: int, steps: int, strength: float
+    model,
+    low_res: torch.Tensor,
+    scale: int,
+    seed: int,
+    steps: int,
+    strength: float,
+    temperature: float = 1.0,
 ) -> torch.Tensor:
     """One window of frames (T, 3, h, w) in [0, 1] upscaled to (T, 3, h * scale, w * scale) in [0, 1].
 
-    The generator seeded with `seed` draws the augmentation noise, then the starting noise."""
+    The generator seeded with `seed` draws the augmentation noise, then the starting noise, which is
+    scaled by `temperature`."""
     patch, device, dtype = model.preset.patch, model.device, model.dtype
     frames, _, height, width = low_res.shape
     size = (height * scale, width * scale)
@@ -103,7 +112,7 @@ def sample_upscaled(
         )[0].float()
         return v_to_denoised(v, x, sigma)
 
-    cells = sample_euler(denoise, (start * initial_noise_scale(sigmas)).to(device), sigmas)
+    cells = sample_euler(denoise, (start * temperature * initial_noise_scale(sigmas)).to(device), sigmas)
     residual = from_cells(cells[0].float().cpu(), patch) / model.preset.residual_scale
     base = resized(low_res[None] * 2 - 1, size)[0]
     return ((base + residual) / 2 + 0.5).clamp(0, 1)

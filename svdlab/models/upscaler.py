@@ -34,8 +34,10 @@ UPSCALER_KIND = "upscaler"
 
 @dataclass(frozen=True)
 class UpscalerPreset:
-    """An upscaler's defaults: its scale, the frames per window it was trained on, its sampling steps and
-    conditioning noise level, its space-to-depth patch and the factor its residual is scaled by."""
+    """An upscaler's defaults: its scale, the frames per window it was trained on, its sampling steps,
+    conditioning noise level and temperature (the scale of its starting noise: 1 as trained, 0 starts
+    from the noise's mean and makes the output the same for every seed), its space-to-depth patch and
+    the factor its residual is scaled by."""
 
     name: str
     description: str
@@ -43,6 +45,7 @@ class UpscalerPreset:
     num_frames: int = 8
     steps: int = 8
     noise_aug_strength: float = 0.02
+    temperature: float = 1.0
     patch: int = 4
     residual_scale: float = 20.0
     shipped: bool = False
@@ -56,6 +59,7 @@ UPSCALER_PRESETS: dict[str, UpscalerPreset] = {
         scale=2,
         steps=1,
         noise_aug_strength=0.0,
+        temperature=0.0,
         shipped=True,
     ),
 }

@@ -25,7 +25,7 @@ AUTO_TILE = {"model": 256, "sr": 512}  # input pixels per side above which frame
 @dataclass
 class Upscaler:
     """How to upscale: the method, the scale and what the method needs (a learned upscaler, a loaded
-    super-resolution model), its seed and steps, tiles and stabilisation."""
+    super-resolution model), its seed, steps, conditioning noise and temperature, tiles and stabilisation."""
 
     method: str
     scale: int
@@ -36,6 +36,7 @@ class Upscaler:
     noise_aug_strength: float | None = None
     tile: int | None = None
     stabilise: float = 0.0
+    temperature: float | None = None
 
     def describe(self, height: int, width: int) -> dict:
         """The manifest's `upscale` entry for frames of this size: method, scale, weights and tiles."""
@@ -46,6 +47,7 @@ class Upscaler:
                 seed=self.seed,
                 steps=self._steps(),
                 noise_aug_strength=self._strength(),
+                temperature=self._temperature(),
                 window={"frames": self.model.preset.num_frames, "overlap": WINDOW_OVERLAP},
             )
         if self.method == "sr":
@@ -72,6 +74,9 @@ class Upscaler:
             if self.noise_aug_strength is None
             else self.noise_aug_strength
         )
+
+    def _temperature(self) -> float:
+        return self.model.preset.temperature if self.temperature is None else self.temperature
 
     def __call__(self, frames: np.ndarray) -> np.ndarray:
         """uint8 frames (F, H, W, 3) upscaled to (F, H * scale, W * scale, 3)."""
@@ -101,7 +106,7 @@ class Upscaler:
         from svdlab.engine.upscaling import sample_upscaled
         from svdlab.post.tiles import tiled
 
-        steps, strength = self._steps(), self._strength()
+        steps, strength, temperature = self._steps(), self._strength(), self._temperature()
         starts = window_starts(len(pixels), self.model.preset.num_frames, WINDOW_OVERLAP)
         total = torch.zeros(len(pixels), 3, pixels.shape[2] * self.scale, pixels.shape[3] * self.scale)
         weights = torch.zeros(len(pixels), 1, 1, 1)
@@ -109,7 +114,7 @@ class Upscaler:
             window = pixels[start : start + self.model.preset.num_frames]
             made = tiled(
                 lambda part, k=k: sample_upscaled(
-                    self.model, part, self.scale, self.seed + k, steps, strength
+                    self.model, part, self.scale, self.seed + k, steps, strength, temperature
                 ),
                 window,
                 self.scale,
@@ -162,6 +167,7 @@ def make_upscaler(
     noise_aug_strength: float | None = None,
     tile: int | None = None,
     stabilise: float = 0.0,
+    temperature: float | None = None,
 ) -> Upscaler:
     """An Upscaler, its method's model loaded and every setting checked before any work."""
     if method not in UPSCALE_METHODS:
@@ -174,6 +180,10 @@ def make_upscaler(
         raise InvalidParameterError(f"tile={tile} is not allowed: use 16 px or more, or leave it unset")
     if not 0.0 <= stabilise <= 0.9:
         raise InvalidParameterError(f"stabilise={stabilise} is not allowed: use 0 (off) up to 0.9")
+    if temperature is not None and not 0.0 <= temperature <= 1.0:
+        raise InvalidParameterError(
+            f"temperature={temperature} is not allowed: use 0 (the mean, the same for every seed) up to 1"
+        )
     if stabilise and method != "sr":
         raise InvalidParameterError(
             f"--stabilise steadies per-frame super-resolution (--method sr), not {method}: drop it"
@@ -182,7 +192,9 @@ def make_upscaler(
         raise InvalidParameterError(
             f"--sr-model is for --method sr; drop it or use --method sr (not {method})"
         )
-    upscaler = Upscaler(method, scale, None, None, seed, steps, noise_aug_strength, tile, stabilise)
+    upscaler = Upscaler(
+        method, scale, None, None, seed, steps, noise_aug_strength, tile, stabilise, temperature
+    )
     if method == "model":
         from svdlab.models.upscaler import load_upscaler
 

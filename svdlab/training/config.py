@@ -107,13 +107,15 @@ class ContextSection(_Section):
 class UpscaleSection(_Section):
     """The upscale task: the scale the upscaler learns (high-resolution clips are shrunk by it, with area
     averaging, for its input), the side of the square high-resolution crops it trains on, the
-    space-to-depth patch its UNet works in and the factor its residual target is scaled by (to about unit
-    variance, as EDM's preconditioning assumes: the sprite data's residuals have a std of about 0.04)."""
+    space-to-depth patch its UNet works in, the factor its residual target is scaled by (to about unit
+    variance, as EDM's preconditioning assumes: the sprite data's residuals have a std of about 0.04) and
+    the weight of the temporal-consistency term (svdlab.training.motion; 0: the denoising loss alone)."""
 
     scale: Literal[2, 4] = 2
     crop: int = Field(default=64, ge=16)
     patch: Literal[1, 2, 4, 8] = 4
     residual_scale: float = Field(default=20.0, gt=0)
+    temporal_weight: float = Field(default=0.0, ge=0)
 
 
 class LoraSection(_Section):

@@ -46,7 +46,7 @@ def loss_weight(sigmas: torch.Tensor) -> torch.Tensor:
     return (sigmas**2 + 1) / sigmas**2
 
 
-def denoising_loss(
+def denoised_estimate(
     unet: torch.nn.Module,
     latents: torch.Tensor,
     cond_latents: torch.Tensor,
@@ -55,9 +55,9 @@ def denoising_loss(
     sigmas: torch.Tensor,
     noise: torch.Tensor,
 ) -> torch.Tensor:
-    """Weighted denoising loss of scaled latents (B, T, C, h, w) given unscaled conditioning latents
-    (B, C, h, w) for every frame, or per-frame conditioning channels (B, T, C', h, w), image embeddings
-    (B, 1, D) and time ids (B, 3); one value per sample."""
+    """The UNet's denoised estimate (B, T, C, h, w) of scaled latents noised to `sigmas` with `noise`, given
+    unscaled conditioning latents (B, C, h, w) for every frame, or per-frame conditioning channels
+    (B, T, C', h, w), image embeddings (B, 1, D) and time ids (B, 3)."""
     frames = latents.shape[1]
     sigma = sigmas.view(-1, 1, 1, 1, 1)
     noisy = latents + noise * sigma
@@ -71,5 +71,10 @@ def denoising_loss(
         added_time_ids=added_time_ids,
         return_dict=False,
     )[0]
-    denoised = v_to_denoised(v.float(), noisy, sigma)
-    return loss_weight(sigmas) * (denoised - latents).pow(2).mean(dim=(1, 2, 3, 4))
+    return v_to_denoised(v.float(), noisy, sigma)
+
+
+def denoising_loss(denoised: torch.Tensor, latents: torch.Tensor, sigmas: torch.Tensor) -> torch.Tensor:
+    """EDM's weighted squared error of denoised estimates of `latents` (B, ...) at `sigmas` (B,); one value
+    per sample."""
+    return loss_weight(sigmas) * (denoised - latents).pow(2).flatten(1).mean(dim=1)

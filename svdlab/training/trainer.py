@@ -30,7 +30,7 @@ from svdlab.training.dataset import ClipDataset
 from svdlab.training.log import TrainingLog
 from svdlab.training.lora import add_lora, save_lora
 from svdlab.training.networks import build_model, stage_parameters
-from svdlab.training.objective import denoising_loss, draw
+from svdlab.training.objective import denoised_estimate, denoising_loss, draw
 from svdlab.training.vae import AutoencoderObjective, latent_scaling_factor, posterior_noise_shape
 from svdlab.training.validation import validate, validation_images
 
@@ -374,16 +374,17 @@ class Trainer:
             )
             keep = draws.keep_condition.to(device, torch.float32)
             condition = cond_latents * keep.view(-1, 1, 1, 1)
-        losses = denoising_loss(
+        latents, sigmas = batch.latents.to(device), draws.sigmas.to(device)
+        denoised = denoised_estimate(
             network,
-            batch.latents.to(device),
+            latents,
             condition,
             batch.embeddings.to(device) * keep.view(-1, 1, 1),
             added_time_ids(batch, draws.cond_strengths).to(device),
-            draws.sigmas.to(device),
+            sigmas,
             draws.noise.to(device),
         )
-        return losses.mean()
+        return denoising_loss(denoised, latents, sigmas).mean()
 
     @torch.no_grad()
     def loss_on(self, indices: list[int], kind: str = "video", seed: int = 0) -> float:

@@ -1,6 +1,7 @@
 """The upscale task: a video upscaler (svdlab.models.upscaler) trained on square crops of high-resolution
 clips, each shrunk by the scale with area averaging for its input, with SVD's EDM objective in pixel
-space (space-to-depth cells) and the same checkpoints, EMA and resume as every run."""
+space (space-to-depth cells), optionally plus a temporal-consistency term weighted like it
+(svdlab.training.motion), and the same checkpoints, EMA and resume as every run."""
 
 from __future__ import annotations
 
@@ -9,7 +10,13 @@ from dataclasses import replace
 import torch
 import torch.nn.functional as F
 
-from svdlab.engine.upscaling import empty_embeddings, low_res_condition, residual_cells, upscaler_time_ids
+from svdlab.engine.upscaling import (
+    empty_embeddings,
+    from_cells,
+    low_res_condition,
+    residual_cells,
+    upscaler_time_ids,
+)
 from svdlab.errors import InvalidParameterError
 from svdlab.models.upscaler import (
     UpscalerModel,
@@ -19,7 +26,8 @@ from svdlab.models.upscaler import (
     load_upscaler,
 )
 from svdlab.training.config import StageSection, resolve_path
-from svdlab.training.objective import denoising_loss, draw
+from svdlab.training.motion import error_change_along_motion, true_motion
+from svdlab.training.objective import denoised_estimate, denoising_loss, draw, loss_weight
 from svdlab.training.trainer import Trainer
 
 
@@ -103,7 +111,8 @@ class UpscaleTrainer(Trainer):
     def _loss(
         self, network: torch.nn.Module, stage: StageSection, indices: list[int], generator: torch.Generator
     ) -> torch.Tensor:
-        """The denoising loss of crops of the clips given their shrunk, noise-augmented copies."""
+        """The denoising loss of crops of the clips given their shrunk, noise-augmented copies, plus the
+        temporal term of its error when `temporal_weight` is set."""
         device, objective, task = self.accelerator.device, self.config.objective, self.config.upscale
         frames = stage.frames or self.dataset.frames
         crops = random_crops(self.data.clip_pixels(indices, frames), task.crop, task.scale, generator)
@@ -122,13 +131,19 @@ class UpscaleTrainer(Trainer):
         condition = low_res_condition(
             small, crops.shape[-2:], draws.cond_strengths, draws.cond_noise, task.patch
         )
-        losses = denoising_loss(
+        target, sigmas = target.to(device), draws.sigmas.to(device)
+        denoised = denoised_estimate(
             network,
-            target.to(device),
+            target,
             condition.to(device),
             empty_embeddings(self.model.unet, len(indices)).to(device),
             upscaler_time_ids(draws.cond_strengths).to(device),
-            draws.sigmas.to(device),
+            sigmas,
             draws.noise.to(device),
         )
+        losses = denoising_loss(denoised, target, sigmas)
+        if task.temporal_weight:
+            errors = from_cells(denoised - target, task.patch)
+            change = error_change_along_motion(errors, true_motion(crops))
+            losses = losses + task.temporal_weight * loss_weight(sigmas) * change
         return losses.mean()
