@@ -101,7 +101,7 @@ def models() -> None:
         )
     for upscaler in UPSCALER_PRESETS.values():
         windows = f"{upscaler.num_frames}-frame windows"
-        sampling = f"{upscaler.steps} step(s), temperature {upscaler.temperature:g}"
+        sampling = f"{upscaler.steps} step(s)\ntemperature {upscaler.temperature:g}"
         defaults = f"{upscaler.scale}x upscaler\n{windows}\n{sampling}"
         table.add_row(upscaler.name, defaults, f"shipped (offline)\n{upscaler.description}")
     out_console.print(table)
