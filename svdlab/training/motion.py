@@ -27,7 +27,7 @@ from svdlab.metrics.flow import both_flows, consistent, inside, pixel_grid, samp
 @dataclass
 class TrueMotion:
     """Where each pixel of frames 0..T-2 goes in the next frame, as grid_sample grids (B, T - 1, H, W, 2)
-    in [-1, 1], and where that is known (B, T - 1, H, W) bool."""
+    (-1 and 1 the outermost pixels' centres), and where that is known (B, T - 1, H, W) bool."""
 
     grids: torch.Tensor
     reliable: torch.Tensor
@@ -39,7 +39,7 @@ def true_motion(clips: torch.Tensor) -> TrueMotion:
     grid = pixel_grid(height, width)
     grids, reliable = [], []
     for clip in clips:
-        frames = frames_to_uint8(clip.detach().float().div(2).add(0.5).clamp(0, 1).cpu())
+        frames = frames_to_uint8(clip.float() / 2 + 0.5)
         for forward, backward in zip(*both_flows(frames)):
             target = grid + forward
             grids.append(target)

@@ -112,7 +112,7 @@ class UpscaleTrainer(Trainer):
         self, network: torch.nn.Module, stage: StageSection, indices: list[int], generator: torch.Generator
     ) -> torch.Tensor:
         """The denoising loss of crops of the clips given their shrunk, noise-augmented copies, plus the
-        temporal term of its error when `temporal_weight` is set."""
+        temporal term of its error when `temporal_weight` is set and the clips have more than one frame."""
         device, objective, task = self.accelerator.device, self.config.objective, self.config.upscale
         frames = stage.frames or self.dataset.frames
         crops = random_crops(self.data.clip_pixels(indices, frames), task.crop, task.scale, generator)
@@ -142,7 +142,7 @@ class UpscaleTrainer(Trainer):
             draws.noise.to(device),
         )
         losses = denoising_loss(denoised, target, sigmas)
-        if task.temporal_weight:
+        if task.temporal_weight and frames > 1:
             errors = from_cells(denoised - target, task.patch)
             change = error_change_along_motion(errors, true_motion(crops))
             losses = losses + task.temporal_weight * loss_weight(sigmas) * change
