@@ -22,8 +22,6 @@ import time
 import numpy as np
 import torch
 
-from svdlab.engine.upscaling import sample_upscaled
-from svdlab.media import frames_to_uint8
 from svdlab.metrics.fidelity import psnr, ssim
 from svdlab.metrics.temporal import flicker, warp_error
 from svdlab.post.upscale import make_upscaler
@@ -45,17 +43,10 @@ def held_out_pairs(count: int, frames: int = 8, size: int = 128) -> list[tuple[n
 
 
 def per_frame(model, low: np.ndarray, seed: int = 0) -> np.ndarray:
-    """The learned upscaler run on each frame alone (frame i drawn with seed + i) with its defaults: a
+    """The learned upscaler, with its defaults, run on each frame alone (frame i drawn with seed + i): a
     per-frame upscaler."""
-    pixels = torch.from_numpy(low).permute(0, 3, 1, 2).float().div(255.0)
-    preset = model.preset
-    made = [
-        sample_upscaled(
-            model, frame[None], SCALE, seed + i, preset.steps, preset.noise_aug_strength, preset.temperature
-        )
-        for i, frame in enumerate(pixels)
-    ]
-    return frames_to_uint8(torch.cat(made))
+    upscalers = (make_upscaler("model", SCALE, model=model, seed=seed + i) for i in range(len(low)))
+    return np.concatenate([upscaler(frame[None]) for upscaler, frame in zip(upscalers, low)])
 
 
 def train_compact(steps: int, path: str, seed: int = 5000, batch: int = 16) -> str:
