@@ -77,6 +77,16 @@ def consistent(flow: np.ndarray, returned: np.ndarray) -> np.ndarray:
     return mismatch <= bound + CONSISTENCY_PX2
 
 
+def reliable_targets(
+    flow: np.ndarray, opposite: np.ndarray, grid: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Where each pixel of `grid` (pixel_grid) lands along `flow` (H, W, 2), and (H, W) bool where that is
+    reliable: inside the frame and undone by the `opposite` flow there (Ruder et al.)."""
+    targets = grid + flow
+    height, width = flow.shape[:2]
+    return targets, inside(targets, height, width) & consistent(flow, sample(opposite, targets))
+
+
 def pixel_grid(height: int, width: int) -> np.ndarray:
     """(H, W, 2) float32 pixel coordinates, x then y."""
     return np.stack(np.meshgrid(np.arange(width), np.arange(height)), axis=-1).astype(np.float32)

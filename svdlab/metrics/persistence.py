@@ -35,10 +35,9 @@ from svdlab.media import frames_to_uint8
 from svdlab.metrics.flow import (
     FLOW_SIDE,
     both_flows,
-    consistent,
     fit_side,
-    inside,
     pixel_grid,
+    reliable_targets,
     sample,
 )
 
@@ -61,8 +60,7 @@ def dissolution_from_flows(
     source, reliable = grid, np.ones((height, width), bool)
     unexplained = changed = count = 0.0
     for frame, ahead, back in zip(frames[1:], forward, backward):
-        previous = grid + back
-        link = inside(previous, height, width) & consistent(back, sample(ahead, previous))
+        previous, link = reliable_targets(back, ahead, grid)
         source = sample(source, previous)
         reliable = link & (sample(reliable.astype(np.uint8), previous, cv2.INTER_NEAREST) > 0)
         current = frame.astype(np.float32)

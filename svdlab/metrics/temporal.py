@@ -26,10 +26,9 @@ from svdlab.media import frames_to_uint8
 from svdlab.metrics.flow import (
     FLOW_SIDE,
     both_flows,
-    consistent,
     downscale,
-    inside,
     pixel_grid,
+    reliable_targets,
     sample,
     to_gray,
 )
@@ -52,8 +51,7 @@ def compensated_error(frames: np.ndarray, forward: list[np.ndarray], backward: l
     grid = pixel_grid(height, width)
     reliable_sum = reliable_count = every_sum = 0.0
     for previous, following, ahead, back in zip(frames[:-1], frames[1:], forward, backward):
-        target = grid + ahead
-        reliable = inside(target, height, width) & consistent(ahead, sample(back, target))
+        target, reliable = reliable_targets(ahead, back, grid)
         error = np.abs(sample(following, target).astype(np.float32) - previous).mean(axis=2)
         reliable_sum += float(error[reliable].sum())
         reliable_count += float(reliable.sum())

@@ -15,7 +15,7 @@ import torch
 
 from svdlab.errors import InvalidParameterError
 from svdlab.media import frames_to_uint8
-from svdlab.metrics.flow import consistent, farneback_flow, inside, pixel_grid, sample, to_gray
+from svdlab.metrics.flow import farneback_flow, pixel_grid, reliable_targets, sample, to_gray
 
 
 def stabilise(frames: torch.Tensor, strength: float = 0.5) -> torch.Tensor:
@@ -31,9 +31,7 @@ def stabilise(frames: torch.Tensor, strength: float = 0.5) -> torch.Tensor:
     out = [pixels[0]]
     for t in range(1, len(pixels)):
         back = farneback_flow(gray[t], gray[t - 1])
-        source = grid + back
-        ahead = farneback_flow(gray[t - 1], gray[t])
-        reliable = inside(source, height, width) & consistent(back, sample(ahead, source))
+        source, reliable = reliable_targets(back, farneback_flow(gray[t - 1], gray[t]), grid)
         weight = np.where(reliable, np.float32(strength), np.float32(0))[..., None]
         out.append(pixels[t] + weight * (sample(out[-1], source) - pixels[t]))
     return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).to(frames.device, frames.dtype)

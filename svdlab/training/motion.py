@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from svdlab.media import frames_to_uint8
-from svdlab.metrics.flow import both_flows, consistent, inside, pixel_grid, sample
+from svdlab.metrics.flow import both_flows, pixel_grid, reliable_targets
 
 
 @dataclass
@@ -41,9 +41,9 @@ def true_motion(clips: torch.Tensor) -> TrueMotion:
     for clip in clips:
         frames = frames_to_uint8(clip.float() / 2 + 0.5)
         for forward, backward in zip(*both_flows(frames)):
-            target = grid + forward
+            target, known = reliable_targets(forward, backward, grid)
             grids.append(target)
-            reliable.append(inside(target, height, width) & consistent(forward, sample(backward, target)))
+            reliable.append(known)
     points = torch.from_numpy(np.stack(grids)).view(len(clips), -1, height, width, 2)
     scale = torch.tensor([2 / max(width - 1, 1), 2 / max(height - 1, 1)])
     masks = torch.from_numpy(np.stack(reliable)).view(len(clips), -1, height, width)
