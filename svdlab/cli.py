@@ -818,6 +818,10 @@ def synth_data(
         str | None,
         typer.Option(metavar="LOW:HIGH", help="Directions of motion, degrees (0 right, 90 down)."),
     ] = None,
+    sizes: Annotated[
+        str | None,
+        typer.Option(metavar="LOW:HIGH", help="Sprite radii, shares of the shorter side (default 0.1:0.25)."),
+    ] = None,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
     """Write videos of moving sprites with their true motion (truth.json), for demos and tests."""
@@ -834,6 +838,8 @@ def synth_data(
         if directions is not None:
             complaint = f"directions={directions!r} is not LOW:HIGH degrees, e.g. -30:30"
             given["directions"] = parse_pair(directions, float, complaint)
+        if sizes is not None:
+            given["sizes"] = parse_pair(sizes, float, f"sizes={sizes!r} is not LOW:HIGH radii, e.g. 0.15:0.2")
         ranges = SceneRanges(**{name: value for name, value in given.items() if value is not None})
         with Progress(console=err_console, disable=quiet, transient=True) as bar:
             task = bar.add_task("videos", total=count)

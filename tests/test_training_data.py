@@ -320,6 +320,23 @@ def test_scene_ranges_bound_the_directions_of_sprites_and_pans(tmp_path):
     assert all(80 <= direction <= 100 for v in truth["videos"] for direction in v["directions"])
 
 
+def test_scene_ranges_bound_the_sizes_of_sprites(tmp_path):
+    def radius(clip):  # the sprite's radius from its largest area in view, as a share of the side (64 px)
+        return math.sqrt(max((labels == 1).sum() for labels in clip.labels) / math.pi) / 64
+
+    small, large = (SceneRanges(max_sprites=1, sizes=sizes) for sizes in ((0.08, 0.1), (0.3, 0.35)))
+    small_radii = [radius(render_sprite_clip(seed, ranges=small)) for seed in range(6)]
+    large_radii = [radius(render_sprite_clip(seed, ranges=large)) for seed in range(6)]
+    assert max(small_radii) < 0.1 and np.median(large_radii) > 0.25, (small_radii, large_radii)
+    # the default range draws exactly what scenes drew before it existed
+    assert np.array_equal(render_sprite_clip(7).frames, render_sprite_clip(7, ranges=SceneRanges()).frames)
+    result = CliRunner().invoke(
+        app, ["synth-data", str(tmp_path), "--count", "1", "--sizes", "0.2:0.3", "--quiet"]
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "truth.json").read_text())["ranges"]["sizes"] == [0.2, 0.3]
+
+
 def test_solid_sprites_are_one_colour_apart_from_fine_noise():
     clip = render_sprite_clip(3, ranges=SceneRanges(fills=("solid",)))
     for number in range(1, len(clip.speeds) + 1):
@@ -368,6 +385,8 @@ def test_cli_synth_data_then_prepare_data(tmp_path):
         (["synth-data", "{tmp}/synth", "--count", "1", "--pan-probability", "2"], "pan_probability=2.0"),
         (["synth-data", "{tmp}/synth", "--count", "1", "--directions", "30:-30"], "directions=30:-30"),
         (["synth-data", "{tmp}/synth", "--count", "1", "--directions", "east"], "directions='east'"),
+        (["synth-data", "{tmp}/synth", "--count", "1", "--sizes", "0.3:0.1"], "sizes=0.3:0.1"),
+        (["synth-data", "{tmp}/synth", "--count", "1", "--sizes", "big"], "sizes='big'"),
         (["relabel", "{tmp}"], "dataset.json"),
     ],
 )

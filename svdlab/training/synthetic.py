@@ -6,7 +6,7 @@ speed (px/frame, relative to the background) and direction; later sprites are dr
 so they occlude each other. An optional camera pan shifts background and sprites together by `pan`
 (dx, dy) px/frame on screen. Frames are drawn at `supersample` times the size and shrunk with area
 averaging, so sub-pixel motion renders smoothly (positions are exact to 1/supersample px). `SceneRanges`
-sets how many sprites, how fast, in which directions and how often the camera pans.
+sets how many sprites, how big, how fast, in which directions and how often the camera pans.
 
 Directions are degrees on screen with y pointing down: 0 moves right, 90 moves down. `true_motion` is
 the mean true displacement in px/frame over all pixels of frames 0..T-2 (each pixel moves with the
@@ -45,8 +45,9 @@ SUPERSAMPLE = 4
 @dataclass(frozen=True)
 class SceneRanges:
     """What random scenes draw from: up to `max_sprites` sprites filled with one of `fills`, speeds and pans
-    up to a fraction of the width per frame, a pan in `pan_probability` of the scenes, and the directions
-    (degrees, low to high) that sprites and pans move in."""
+    up to a fraction of the width per frame, a pan in `pan_probability` of the scenes, the directions
+    (degrees, low to high) that sprites and pans move in, and the sprites' radii (fractions of the
+    shorter side, low to high)."""
 
     max_sprites: int = 4
     max_speed: float = MAX_SPEED
@@ -54,6 +55,7 @@ class SceneRanges:
     pan_probability: float = PAN_PROBABILITY
     fills: tuple[str, ...] = FILLS
     directions: tuple[float, float] = (0.0, 360.0)
+    sizes: tuple[float, float] = (0.1, 0.25)
 
     def __post_init__(self) -> None:
         if self.max_sprites < 1:
@@ -68,6 +70,12 @@ class SceneRanges:
         if not (math.isfinite(low) and math.isfinite(high) and low <= high <= low + 360):
             raise InvalidParameterError(
                 f"directions={low:g}:{high:g} is not allowed: use LOW:HIGH degrees, at most 360 apart"
+            )
+        small, large = self.sizes
+        if not (math.isfinite(small) and math.isfinite(large) and 0 < small <= large <= 0.5):
+            raise InvalidParameterError(
+                f"sizes={small:g}:{large:g} is not allowed: use LOW:HIGH radii, shares of the shorter "
+                "side above 0 and at most 0.5"
             )
         if not 0 <= self.pan_probability <= 1:
             raise InvalidParameterError(
@@ -144,7 +152,7 @@ def render_sprite_clip(
     ]
     shapes = [str(rng.choice(SHAPES)) for _ in speeds]
     drawn = [
-        _make_sprite(rng, shape, value, angle, pan, width, height, frames, scale, supersample, ranges.fills)
+        _make_sprite(rng, shape, value, angle, pan, width, height, frames, scale, supersample, ranges)
         for shape, value, angle in zip(shapes, speeds, directions)
     ]
     background = _background(rng, width, height, frames, pan, supersample)
@@ -325,15 +333,15 @@ def _make_sprite(
     frames: int,
     scale: int,
     factor: int,
-    fills: tuple[str, ...],
+    ranges: SceneRanges,
 ) -> _Sprite:
     """A textured sprite whose path crosses a random point of the view at the clip's middle frame."""
-    radius = rng.uniform(0.1, 0.25) * scale * factor
+    radius = rng.uniform(*ranges.sizes) * scale * factor
     side = 2 * math.ceil(radius) + 2
     mask = np.zeros((side, side), np.uint8)
     vertices = np.round(_polygon(shape, radius, rng) + side / 2).astype(np.int32)
     cv2.fillPoly(mask, [vertices], 1)
-    patch = _texture(rng, str(rng.choice(fills)), side, side, rng.uniform(0.2, 0.6) * side)
+    patch = _texture(rng, str(rng.choice(ranges.fills)), side, side, rng.uniform(0.2, 0.6) * side)
     patch = np.clip(patch + _smooth_noise(rng, side, side, factor)[..., None] * 20, 0, 255)
     middle = (rng.uniform(0.15, 0.85) * width, rng.uniform(0.15, 0.85) * height)
     radians = math.radians(angle)
