@@ -822,6 +822,10 @@ def synth_data(
         str | None,
         typer.Option(metavar="LOW:HIGH", help="Sprite radii, shares of the shorter side (default 0.1:0.25)."),
     ] = None,
+    detail: Annotated[
+        str | None,
+        typer.Option(metavar="LOW:HIGH", help="Background's fine noise, levels (default 25:45)."),
+    ] = None,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
     """Write videos of moving sprites with their true motion (truth.json), for demos and tests."""
@@ -840,6 +844,9 @@ def synth_data(
             given["directions"] = parse_pair(directions, float, complaint)
         if sizes is not None:
             given["sizes"] = parse_pair(sizes, float, f"sizes={sizes!r} is not LOW:HIGH radii, e.g. 0.15:0.2")
+        if detail is not None:
+            complaint = f"detail={detail!r} is not LOW:HIGH levels, e.g. 5:10"
+            given["detail"] = parse_pair(detail, float, complaint)
         ranges = SceneRanges(**{name: value for name, value in given.items() if value is not None})
         with Progress(console=err_console, disable=quiet, transient=True) as bar:
             task = bar.add_task("videos", total=count)

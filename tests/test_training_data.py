@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 
@@ -328,13 +329,32 @@ def test_scene_ranges_bound_the_sizes_of_sprites(tmp_path):
     small_radii = [radius(render_sprite_clip(seed, ranges=small)) for seed in range(6)]
     large_radii = [radius(render_sprite_clip(seed, ranges=large)) for seed in range(6)]
     assert max(small_radii) < 0.1 and np.median(large_radii) > 0.25, (small_radii, large_radii)
-    # the default range draws exactly what scenes drew before it existed
-    assert np.array_equal(render_sprite_clip(7).frames, render_sprite_clip(7, ranges=SceneRanges()).frames)
     result = CliRunner().invoke(
         app, ["synth-data", str(tmp_path), "--count", "1", "--sizes", "0.2:0.3", "--quiet"]
     )
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "truth.json").read_text())["ranges"]["sizes"] == [0.2, 0.3]
+
+
+def test_scene_ranges_set_the_strength_of_the_backgrounds_fine_detail(tmp_path):
+    def detail_in(seed, detail):  # mean change (levels) from the same scene drawn without fine detail
+        plain = render_sprite_clip(seed, ranges=SceneRanges(detail=(0, 0))).frames.astype(float)
+        drawn = render_sprite_clip(seed, ranges=SceneRanges(detail=detail)).frames
+        return float(np.abs(drawn - plain).mean())
+
+    faint = [detail_in(seed, (0, 2)) for seed in range(4)]
+    strong = [detail_in(seed, (30, 30)) for seed in range(4)]
+    assert max(faint) < 1 and min(strong) > 5, (faint, strong)
+    result = CliRunner().invoke(
+        app, ["synth-data", str(tmp_path), "--count", "1", "--detail", "5:10", "--quiet"]
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "truth.json").read_text())["ranges"]["detail"] == [5.0, 10.0]
+
+
+def test_the_default_ranges_draw_the_scenes_drawn_before_sizes_and_detail_existed():
+    frames = render_sprite_clip(7, ranges=SceneRanges()).frames  # its digest before those fields existed:
+    assert hashlib.sha256(frames.tobytes()).hexdigest()[:16] == "34c9540636f13071"
 
 
 def test_solid_sprites_are_one_colour_apart_from_fine_noise():
@@ -387,6 +407,7 @@ def test_cli_synth_data_then_prepare_data(tmp_path):
         (["synth-data", "{tmp}/synth", "--count", "1", "--directions", "east"], "directions='east'"),
         (["synth-data", "{tmp}/synth", "--count", "1", "--sizes", "0.3:0.1"], "sizes=0.3:0.1"),
         (["synth-data", "{tmp}/synth", "--count", "1", "--sizes", "big"], "sizes='big'"),
+        (["synth-data", "{tmp}/synth", "--count", "1", "--detail", "20:10"], "detail=20:10"),
         (["relabel", "{tmp}"], "dataset.json"),
     ],
 )

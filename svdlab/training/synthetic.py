@@ -46,8 +46,8 @@ SUPERSAMPLE = 4
 class SceneRanges:
     """What random scenes draw from: up to `max_sprites` sprites filled with one of `fills`, speeds and pans
     up to a fraction of the width per frame, a pan in `pan_probability` of the scenes, the directions
-    (degrees, low to high) that sprites and pans move in, and the sprites' radii (fractions of the
-    shorter side, low to high)."""
+    (degrees, low to high) that sprites and pans move in, the sprites' radii (fractions of the
+    shorter side, low to high) and the strength of the background's fine detail (levels, low to high)."""
 
     max_sprites: int = 4
     max_speed: float = MAX_SPEED
@@ -56,6 +56,7 @@ class SceneRanges:
     fills: tuple[str, ...] = FILLS
     directions: tuple[float, float] = (0.0, 360.0)
     sizes: tuple[float, float] = (0.1, 0.25)
+    detail: tuple[float, float] = (25.0, 45.0)
 
     def __post_init__(self) -> None:
         if self.max_sprites < 1:
@@ -76,6 +77,11 @@ class SceneRanges:
             raise InvalidParameterError(
                 f"sizes={small:g}:{large:g} is not allowed: use LOW:HIGH radii, shares of the shorter "
                 "side above 0 and at most 0.5"
+            )
+        faint, strong = self.detail
+        if not (math.isfinite(faint) and math.isfinite(strong) and 0 <= faint <= strong <= 100):
+            raise InvalidParameterError(
+                f"detail={faint:g}:{strong:g} is not allowed: use LOW:HIGH levels from 0 to 100"
             )
         if not 0 <= self.pan_probability <= 1:
             raise InvalidParameterError(
@@ -155,7 +161,7 @@ def render_sprite_clip(
         _make_sprite(rng, shape, value, angle, pan, width, height, frames, scale, supersample, ranges)
         for shape, value, angle in zip(shapes, speeds, directions)
     ]
-    background = _background(rng, width, height, frames, pan, supersample)
+    background = _background(rng, width, height, frames, pan, supersample, ranges.detail)
     pixels, labels, true_motion = _render(background, drawn, pan, width, height, frames, supersample)
     return SpriteClip(pixels, fps, seed, shapes, speeds, directions, pan, true_motion, labels)
 
@@ -299,15 +305,22 @@ def _texture(rng: np.random.Generator, kind: str, height: int, width: int, perio
 
 
 def _background(
-    rng: np.random.Generator, width: int, height: int, frames: int, pan: tuple[float, float], factor: int
+    rng: np.random.Generator,
+    width: int,
+    height: int,
+    frames: int,
+    pan: tuple[float, float],
+    factor: int,
+    detail: tuple[float, float],
 ) -> np.ndarray:
-    """A supersampled background (float32 RGB) big enough to pan over, with fine noise so flow sees it."""
+    """A supersampled background (float32 RGB) big enough to pan over, with fine noise of `detail` levels
+    so flow sees it."""
     travel_x, travel_y = (math.ceil(abs(step) * (frames - 1) * factor) + factor for step in pan)
     size = (height * factor + travel_y, width * factor + travel_x)
     period = rng.uniform(0.15, 0.5) * min(width, height) * factor
     base = _texture(rng, str(rng.choice(BACKGROUNDS)), *size, period)
-    detail = _smooth_noise(rng, *size, 1.5 * factor)[..., None] * rng.uniform(25, 45)
-    return np.clip(base + detail, 0, 255)
+    fine = _smooth_noise(rng, *size, 1.5 * factor)[..., None] * rng.uniform(*detail)
+    return np.clip(base + fine, 0, 255)
 
 
 def _polygon(shape: str, radius: float, rng: np.random.Generator) -> np.ndarray:
