@@ -6,7 +6,8 @@ speed (px/frame, relative to the background) and direction; later sprites are dr
 so they occlude each other. An optional camera pan shifts background and sprites together by `pan`
 (dx, dy) px/frame on screen. Frames are drawn at `supersample` times the size and shrunk with area
 averaging, so sub-pixel motion renders smoothly (positions are exact to 1/supersample px). `SceneRanges`
-sets how many sprites, how big, how fast, in which directions and how often the camera pans.
+sets how many sprites, how big, how fast, in which directions, how often the camera pans and how much
+fine detail the background has.
 
 Directions are degrees on screen with y pointing down: 0 moves right, 90 moves down. `true_motion` is
 the mean true displacement in px/frame over all pixels of frames 0..T-2 (each pixel moves with the
