@@ -25,6 +25,7 @@ from svdlab.metrics import (
     to_gray,
     warp_error,
 )
+from svdlab.metrics.flow import stretch_contrast
 from tests.synthetic_videos import (
     HEIGHT,
     WIDTH,
@@ -98,6 +99,22 @@ def test_motion_score_needs_two_frames_per_pair():
         motion_score(pan(2), stride=0)
 
 
+def faint(clip: np.ndarray, share: float) -> np.ndarray:
+    """The clip with every level pulled towards mid-grey, keeping `share` of its distance from 128."""
+    return np.clip(np.round((clip.astype(np.float32) - 128) * share + 128), 0, 255).astype(np.uint8)
+
+
+def test_stretch_contrast_spreads_a_clips_levels_with_one_map_for_all_frames():
+    gray = to_gray(faint(pan(2), 0.15))
+    gray[-1] = np.clip(gray[-1].astype(np.int16) + 3, 0, 255)  # the last frame a little brighter
+    stretched = stretch_contrast(gray)
+    assert gray.max() - gray.min() < 70
+    assert np.percentile(stretched, 1) <= 3 and np.percentile(stretched, 99) >= 252
+    assert stretched[-1].mean() > stretched[0].mean() + 10
+    flat = np.full((3, 8, 8), 90, np.uint8)
+    assert np.array_equal(stretch_contrast(flat), flat)
+
+
 def test_still_video_scores_no_motion_flicker_or_warp_error():
     clip = still()
     assert motion_score(clip) < 0.05
@@ -142,6 +159,12 @@ def test_a_shape_that_fades_or_dissolves_is_broken_even_at_the_same_motion_score
     twin = min(slides, key=lambda clip: abs(motion_score(clip) - motion))
     assert motion_score(twin) == pytest.approx(motion, rel=0.15)
     assert dissolution(twin) < INTACT_BELOW <= dissolution(broken)
+
+
+@pytest.mark.parametrize("speed", (1, 2, 4))
+def test_a_faint_pan_is_intact(speed):
+    # luma within about 128 +- 10: unstretched, Farneback reads this pan as nearly still
+    assert dissolution(faint(pan(speed, speed // 2), 0.15)) < INTACT_BELOW / 3
 
 
 def test_the_first_generation_demo_dissolved_its_scene_at_bucket_240():

@@ -21,6 +21,7 @@ FARNEBACK = {
     "flags": 0,
 }
 FLOW_SIDE = 256
+STRETCH_PERCENTILES = (1, 99)
 CONSISTENCY_RELATIVE = 0.01
 CONSISTENCY_PX2 = 0.5
 
@@ -28,6 +29,16 @@ CONSISTENCY_PX2 = 0.5
 def to_gray(frames_uint8: np.ndarray) -> np.ndarray:
     """(F, H, W) uint8 luma (BT.601 weights) of (F, H, W, 3) uint8 RGB frames."""
     return np.stack([cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) for frame in frames_uint8])
+
+
+def stretch_contrast(gray: np.ndarray) -> np.ndarray:
+    """(F, H, W) uint8 luma with the clip's STRETCH_PERCENTILES levels spread over 0..255 (one map for all
+    frames, so brightness changes between frames are kept); a flat clip is returned unchanged."""
+    low, high = np.percentile(gray, STRETCH_PERCENTILES)
+    if high - low < 1:
+        return gray
+    spread = (gray.astype(np.float32) - low) * (255 / (high - low))
+    return np.clip(np.round(spread), 0, 255).astype(np.uint8)
 
 
 def downscale(frames: np.ndarray, max_side: int | None) -> np.ndarray:

@@ -2,8 +2,8 @@
 
 Keys: motion_score, flicker, warp_error, dissolution, loop_seam and, given the conditioning image, psnr_first,
 ssim_first, psnr_mean, ssim_mean. Each is defined in its own module (motion, temporal, fidelity); here the
-frames are converted, shrunk and their optical flow computed once for motion_score and warp_error (and for
-dissolution too when the frames are at least FLOW_SIDE px on their longer side).
+frames are converted, shrunk and their optical flow computed once for motion_score and warp_error;
+dissolution computes its own, on frames of FLOW_SIDE px with their contrast stretched.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from svdlab.media import frames_to_uint8
 from svdlab.metrics.fidelity import fidelity
 from svdlab.metrics.flow import FLOW_SIDE, both_flows, downscale, fit_side
 from svdlab.metrics.motion import mean_magnitude
-from svdlab.metrics.persistence import dissolution_from_flows
+from svdlab.metrics.persistence import dissolution_from_flows, persistence_flows
 from svdlab.metrics.temporal import compensated_error, flicker, loop_seam
 
 if TYPE_CHECKING:
@@ -43,12 +43,11 @@ def measure_video(
     small = downscale(pixels, FLOW_SIDE)
     forward, backward = both_flows(small)
     sized = fit_side(pixels, FLOW_SIDE)
-    sized_flows = (forward, backward) if sized.shape == small.shape else both_flows(sized)
     metrics = {
         "motion_score": mean_magnitude(forward, pixels.shape[1:3]),
         "flicker": flicker(pixels),
         "warp_error": compensated_error(small, forward, backward),
-        "dissolution": dissolution_from_flows(sized, *sized_flows),
+        "dissolution": dissolution_from_flows(sized, *persistence_flows(sized)),
         "loop_seam": loop_seam(pixels),
     }
     if reference is not None:
