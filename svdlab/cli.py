@@ -813,7 +813,11 @@ def synth_data(
     max_sprites: Annotated[int | None, typer.Option(help="Most sprites per scene (default 4).")] = None,
     max_speed: Annotated[float | None, typer.Option(help="Top speed, widths/frame (default 0.12).")] = None,
     max_pan: Annotated[float | None, typer.Option(help="Top pan, widths/frame (default 0.06).")] = None,
+    min_pan: Annotated[float | None, typer.Option(help="Slowest pan, widths/frame (default 0).")] = None,
     pan_probability: Annotated[float | None, typer.Option(help="Share that pan (default 0.4).")] = None,
+    still_probability: Annotated[
+        float | None, typer.Option(help="Share of still scenes, before any pan (default 0.1).")
+    ] = None,
     directions: Annotated[
         str | None,
         typer.Option(metavar="LOW:HIGH", help="Directions of motion, degrees (0 right, 90 down)."),
@@ -837,7 +841,7 @@ def synth_data(
     try:
         width, height = parse_size(size)
         given = {"max_sprites": max_sprites, "max_speed": max_speed, "max_pan": max_pan}
-        given["pan_probability"] = pan_probability
+        given.update(min_pan=min_pan, pan_probability=pan_probability, still_probability=still_probability)
         given["directions"] = None
         if directions is not None:
             complaint = f"directions={directions!r} is not LOW:HIGH degrees, e.g. -30:30"

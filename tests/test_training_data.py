@@ -352,7 +352,31 @@ def test_scene_ranges_set_the_strength_of_the_backgrounds_fine_detail(tmp_path):
     assert json.loads((tmp_path / "truth.json").read_text())["ranges"]["detail"] == [5.0, 10.0]
 
 
-def test_the_default_ranges_draw_the_scenes_drawn_before_sizes_and_detail_existed():
+def test_scene_ranges_set_the_slowest_pan_and_the_share_of_still_scenes(tmp_path):
+    always = SceneRanges(min_pan=0.01, max_pan=0.03, pan_probability=1.0, still_probability=0.0)
+    pans = [math.hypot(*render_sprite_clip(seed, ranges=always).pan) for seed in range(20)]
+    assert all(0.01 * 64 <= pan <= 0.03 * 64 for pan in pans), pans
+    stills = [render_sprite_clip(seed, ranges=SceneRanges(still_probability=1.0)) for seed in range(4)]
+    assert all(clip.pan == (0.0, 0.0) and max(clip.speeds) == 0 for clip in stills)
+    args = ["--min-pan", "0.02", "--max-pan", "0.03", "--pan-probability", "1", "--still-probability", "0"]
+    result = CliRunner().invoke(app, ["synth-data", str(tmp_path / "ok"), "--count", "3", *args, "--quiet"])
+    assert result.exit_code == 0, result.output
+    truth = json.loads((tmp_path / "ok" / "truth.json").read_text())
+    assert truth["ranges"]["min_pan"] == 0.02 and truth["ranges"]["still_probability"] == 0.0
+    assert all(math.hypot(*v["pan"]) >= 0.02 * 64 for v in truth["videos"])
+    for bad, named in (
+        (["--min-pan", "0.05", "--max-pan", "0.03"], "min_pan"),
+        (["--still-probability", "2"], "still"),
+    ):
+        result = CliRunner().invoke(
+            app, ["synth-data", str(tmp_path / "bad"), "--count", "1", *bad, "--quiet"]
+        )
+        assert (
+            result.exit_code == 2 and named in result.output and len(result.output.strip().splitlines()) == 1
+        )
+
+
+def test_the_default_ranges_draw_the_scenes_drawn_before_the_range_fields_existed():
     frames = render_sprite_clip(7, ranges=SceneRanges()).frames  # its digest before those fields existed:
     assert hashlib.sha256(frames.tobytes()).hexdigest()[:16] == "34c9540636f13071"
 

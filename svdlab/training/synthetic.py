@@ -6,8 +6,8 @@ speed (px/frame, relative to the background) and direction; later sprites are dr
 so they occlude each other. An optional camera pan shifts background and sprites together by `pan`
 (dx, dy) px/frame on screen. Frames are drawn at `supersample` times the size and shrunk with area
 averaging, so sub-pixel motion renders smoothly (positions are exact to 1/supersample px). `SceneRanges`
-sets how many sprites, how big, how fast, in which directions, how often the camera pans and how much
-fine detail the background has.
+sets how many sprites, how big, how fast, in which directions, how often the camera pans and how fast,
+how many scenes are still and how much fine detail the background has.
 
 Directions are degrees on screen with y pointing down: 0 moves right, 90 moves down. `true_motion` is
 the mean true displacement in px/frame over all pixels of frames 0..T-2 (each pixel moves with the
@@ -45,15 +45,18 @@ SUPERSAMPLE = 4
 
 @dataclass(frozen=True)
 class SceneRanges:
-    """What random scenes draw from: up to `max_sprites` sprites filled with one of `fills`, speeds and pans
-    up to a fraction of the width per frame, a pan in `pan_probability` of the scenes, the directions
-    (degrees, low to high) that sprites and pans move in, the sprites' radii (fractions of the
-    shorter side, low to high) and the strength of the background's fine detail (levels, low to high)."""
+    """What random scenes draw from: up to `max_sprites` sprites filled with one of `fills`, speeds up to
+    a fraction of the width per frame, pans from `min_pan` to `max_pan` of it, a still scene (nothing
+    moves) in `still_probability` of the scenes and a pan in `pan_probability` of the others, the
+    directions (degrees, low to high) that sprites and pans move in, the sprites' radii (fractions of
+    the shorter side, low to high) and the strength of the background's fine detail (levels, low to high)."""
 
     max_sprites: int = 4
     max_speed: float = MAX_SPEED
     max_pan: float = MAX_PAN
+    min_pan: float = 0.0
     pan_probability: float = PAN_PROBABILITY
+    still_probability: float = STILL_PROBABILITY
     fills: tuple[str, ...] = FILLS
     directions: tuple[float, float] = (0.0, 360.0)
     sizes: tuple[float, float] = (0.1, 0.25)
@@ -62,10 +65,14 @@ class SceneRanges:
     def __post_init__(self) -> None:
         if self.max_sprites < 1:
             raise InvalidParameterError(f"max_sprites={self.max_sprites} is not allowed: use 1 or more")
-        for name in ("max_speed", "max_pan"):
+        for name in ("max_speed", "max_pan", "min_pan"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise InvalidParameterError(f"{name}={value} is not allowed: use widths per frame, 0 or more")
+        if self.min_pan > self.max_pan:
+            raise InvalidParameterError(
+                f"min_pan={self.min_pan:g} is above max_pan={self.max_pan:g}: lower min_pan or raise max_pan"
+            )
         if not self.fills or not set(self.fills) <= set(FILLS):
             raise InvalidParameterError(f"fills={self.fills} is not allowed: choose from {', '.join(FILLS)}")
         low, high = self.directions
@@ -84,10 +91,11 @@ class SceneRanges:
             raise InvalidParameterError(
                 f"detail={faint:g}:{strong:g} is not allowed: use LOW:HIGH levels from 0 to 100"
             )
-        if not 0 <= self.pan_probability <= 1:
-            raise InvalidParameterError(
-                f"pan_probability={self.pan_probability} is not allowed: use a probability from 0 to 1"
-            )
+        for name in ("pan_probability", "still_probability"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise InvalidParameterError(
+                    f"{name}={getattr(self, name)} is not allowed: use a probability from 0 to 1"
+                )
 
 
 @dataclass
@@ -149,7 +157,7 @@ def render_sprite_clip(
     if speed is not None and not (math.isfinite(speed) and speed >= 0):
         raise InvalidParameterError(f"speed={speed} is not allowed: use a speed of 0 px/frame or more")
     rng = np.random.default_rng(seed)
-    still = rng.random() < STILL_PROBABILITY
+    still = rng.random() < ranges.still_probability
     pan = _pan(rng, width, still, ranges) if pan is None else (float(pan[0]), float(pan[1]))
     count = int(rng.integers(1, ranges.max_sprites + 1)) if sprites is None else sprites
     scale = min(width, height)
@@ -261,11 +269,11 @@ def _speed(rng: np.random.Generator, width: int, still: bool, ranges: SceneRange
 
 
 def _pan(rng: np.random.Generator, width: int, still: bool, ranges: SceneRanges) -> tuple[float, float]:
-    """A camera pan (dx, dy) in px/frame: none for most scenes, else up to max_pan of the width."""
+    """A camera pan (dx, dy) in px/frame: none for most scenes, else min_pan to max_pan of the width."""
     if still or rng.random() >= ranges.pan_probability:
         return (0.0, 0.0)
     low, high = (math.radians(value) for value in ranges.directions)
-    size, angle = rng.uniform(0, ranges.max_pan * width), rng.uniform(low, high)
+    size, angle = rng.uniform(ranges.min_pan * width, ranges.max_pan * width), rng.uniform(low, high)
     return (float(size * math.cos(angle)), float(size * math.sin(angle)))
 
 
