@@ -30,6 +30,7 @@ from svdlab.training.lora import load_lora, merge_lora
 from svdlab.training.networks import is_temporal
 from svdlab.training.synthetic import write_synthetic_videos
 from svdlab.training.trainer import Trainer, train, trainer_for
+from svdlab.training.vae import change_error
 
 FAST = {"steps": 3, "seed": 1}
 
@@ -149,6 +150,29 @@ def test_decoder_stage_trains_only_the_vae_decoder_and_keeps_the_unet(tmp_path, 
     assert models["then-decoder"].vae.config.scaling_factor == models["video"].vae.config.scaling_factor
     unet_before, unet_after = models["video"].unet.state_dict(), models["then-decoder"].unet.state_dict()
     assert all(torch.equal(unet_before[key], unet_after[key]) for key in unet_before)
+
+
+def test_change_error_ignores_an_error_shared_by_all_frames_and_counts_a_flicker():
+    generator = torch.Generator().manual_seed(0)
+    clips = torch.rand(2, 4, 3, 8, 8, generator=generator) * 2 - 1
+    steady = clips + torch.rand(2, 1, 3, 8, 8, generator=generator) * 0.2  # the same error in every frame
+    flicker = clips + torch.tensor([0.0, 0.1, -0.1, 0.1]).view(1, 4, 1, 1, 1)
+    assert float(change_error(steady, clips)) == pytest.approx(0.0, abs=1e-6)
+    assert float(change_error(flicker, clips)) == pytest.approx((0.1 + 0.2 + 0.2) / 3, rel=1e-5)
+    assert float(change_error(clips[:, :1] + 1, clips[:, :1])) == 0.0
+
+
+def test_temporal_weight_adds_the_change_error_to_a_decoder_stage(tmp_path, dataset):
+    losses = {}
+    for weight in (0.0, 4.0):
+        folder = tmp_path / str(weight)
+        folder.mkdir()
+        stage = {"kind": "decoder", "steps": 1, "batch_size": 2, "temporal_weight": weight}
+        losses[weight] = train(write_config(folder, dataset, [stage]), progress=False).losses[0]
+    assert losses[4.0] > losses[0.0] * 1.05
+    video = {"kind": "video", "steps": 1, "temporal_weight": 1.0}
+    with pytest.raises(InvalidParameterError, match="temporal_weight"):
+        load_train_config(write_config(tmp_path, dataset, [video]))
 
 
 def test_gradient_checkpointing_and_accumulation_keep_the_loss(tmp_path, dataset):

@@ -54,6 +54,16 @@ class StageSection(_Section):
     learning_rate: float = Field(default=1e-4, gt=0)
     warmup_steps: int = Field(default=0, ge=0)
     frames: int | None = Field(default=None, ge=1)
+    temporal_weight: float = Field(default=0.0, ge=0)
+
+    @model_validator(mode="after")
+    def _temporal_weight_for_autoencoder(self) -> StageSection:
+        if self.temporal_weight and not self.trains_autoencoder:
+            raise ValueError(
+                f"temporal_weight weighs the decoder's frame-to-frame error: remove it from the {self.kind}"
+                " stage, or use it on a vae or decoder stage"
+            )
+        return self
 
     @property
     def trains_autoencoder(self) -> bool:

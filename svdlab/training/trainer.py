@@ -279,7 +279,7 @@ class Trainer:
             vae = self.model.vae
             part = vae if stage.kind == "vae" else vae.decoder
             vae.requires_grad_(False)
-            network = AutoencoderObjective(vae, self.config.objective.vae_kl_weight)
+            network = AutoencoderObjective(vae, self.config.objective.vae_kl_weight, stage.temporal_weight)
             parameters = list(part.requires_grad_(True).parameters())
             if stage.kind == "vae":  # only this kind changes the encoder, and so the cached latents
                 self.data.forget()
