@@ -1,10 +1,11 @@
 """Do a model's objects move as wholes? Tracked sprites, dissolution and fidelity per motion bucket.
 
-On held-out synthetic scenes of one or two solid sprites (seeds 91000 on, kept where the tracker follows
-the rendered truth), each video of each bucket is measured: the sprites' tracked displacement (px/frame),
-the smallest share of its frame-0 area a sprite keeps, how many are lost, the dissolution and motion
-score; then frame-0 fidelity and motion over noise_aug_strength. `--sheet` also writes a contact sheet:
-the first scene's input and frames (columns) at each bucket (rows). Run from the repository root:
+On held-out synthetic scenes of the demo's world with solid sprites (seeds 91000 on, kept where the
+tracker follows the rendered truth), each video of each bucket is measured: the sprites' tracked
+displacement (px/frame), the smallest share of its frame-0 area a sprite keeps, how many are lost, the
+dissolution and motion score; then frame-0 fidelity and motion over noise_aug_strength. `--sheet` also
+writes a contact sheet: the first scene's input and frames (columns) at each bucket (rows). Run from the
+repository root:
 
     python benchmarks/demo_objects.py [--model demo] [--scenes 6] [--sheet docs/demo-sheet.png]
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import replace
 
 import numpy as np
 import PIL.Image
@@ -21,13 +23,13 @@ from svdlab.api import generate
 from svdlab.media import frames_to_uint8
 from svdlab.metrics import measure_video
 from svdlab.models import load_model
-from svdlab.training.synthetic import SceneRanges
+from svdlab.training.synthetic import DEMO_SCENES
 from svdlab.training.tracking import track_sprites, trackable_scenes
 
 BUCKETS = (20, 60, 120, 180, 240)
 NOISE_LEVELS = (0.02, 0.1, 0.2, 0.4)
-# the scenes the next demo trains on (issue 14: one or two sprites, at most 0.05 widths a frame), solid
-SOLID_SPRITES = SceneRanges(2, max_speed=0.05, max_pan=0.04, pan_probability=0.3, fills=("solid",))
+# the scenes the demo learnt to move (svdlab.training.synthetic.DEMO_SCENES), with solid sprites
+SOLID_SPRITES = replace(DEMO_SCENES, fills=("solid",))
 FIRST_SEED = 91_000
 
 

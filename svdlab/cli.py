@@ -830,6 +830,13 @@ def synth_data(
         str | None,
         typer.Option(metavar="LOW:HIGH", help="Background's fine noise, levels (default 25:45)."),
     ] = None,
+    backgrounds: Annotated[
+        str | None,
+        typer.Option(
+            metavar="KINDS",
+            help="Background kinds, comma-separated (default: noise,stripes,checker,gradient).",
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
     """Write videos of moving sprites with their true motion (truth.json), for demos and tests."""
@@ -851,6 +858,8 @@ def synth_data(
         if detail is not None:
             complaint = f"detail={detail!r} is not LOW:HIGH levels, e.g. 5:10"
             given["detail"] = parse_pair(detail, float, complaint)
+        if backgrounds is not None:
+            given["backgrounds"] = tuple(kind.strip() for kind in backgrounds.split(",") if kind.strip())
         ranges = SceneRanges(**{name: value for name, value in given.items() if value is not None})
         with Progress(console=err_console, disable=quiet, transient=True) as bar:
             task = bar.add_task("videos", total=count)

@@ -352,6 +352,24 @@ def test_scene_ranges_set_the_strength_of_the_backgrounds_fine_detail(tmp_path):
     assert json.loads((tmp_path / "truth.json").read_text())["ranges"]["detail"] == [5.0, 10.0]
 
 
+def test_scene_ranges_choose_the_kinds_of_background(tmp_path):
+    def steepest_step(seed, kind):  # the largest change (levels) between neighbouring background pixels
+        clip = render_sprite_clip(seed, ranges=SceneRanges(backgrounds=(kind,), detail=(0, 0)))
+        sprite = cv2.dilate((clip.labels[0] > 0).astype(np.uint8), np.ones((5, 5), np.uint8))  # and its edge
+        frame, background = clip.frames[0].astype(float), sprite == 0
+        steps = np.abs(np.diff(frame, axis=1)).max(axis=-1)
+        return float(steps[background[:, 1:] & background[:, :-1]].max())
+
+    smooth = [steepest_step(seed, "gradient") for seed in range(4)]
+    sharp = [steepest_step(seed, "checker") for seed in range(4)]
+    assert max(smooth) < 10 and min(sharp) > 40, (smooth, sharp)
+    result = CliRunner().invoke(
+        app, ["synth-data", str(tmp_path), "--count", "1", "--backgrounds", "noise,gradient", "--quiet"]
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "truth.json").read_text())["ranges"]["backgrounds"] == ["noise", "gradient"]
+
+
 def test_scene_ranges_set_the_slowest_pan_and_the_share_of_still_scenes(tmp_path):
     always = SceneRanges(min_pan=0.01, max_pan=0.03, pan_probability=1.0, still_probability=0.0)
     pans = [math.hypot(*render_sprite_clip(seed, ranges=always).pan) for seed in range(20)]
@@ -432,6 +450,7 @@ def test_cli_synth_data_then_prepare_data(tmp_path):
         (["synth-data", "{tmp}/synth", "--count", "1", "--sizes", "0.3:0.1"], "sizes=0.3:0.1"),
         (["synth-data", "{tmp}/synth", "--count", "1", "--sizes", "big"], "sizes='big'"),
         (["synth-data", "{tmp}/synth", "--count", "1", "--detail", "20:10"], "detail=20:10"),
+        (["synth-data", "{tmp}/synth", "--count", "1", "--backgrounds", "wood"], "backgrounds=('wood',)"),
         (["relabel", "{tmp}"], "dataset.json"),
     ],
 )

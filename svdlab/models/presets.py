@@ -60,13 +60,14 @@ PRESETS: dict[str, ModelPreset] = {
     ),
     "demo": ModelPreset(
         name="demo",
-        description="svdlab's demo SVD, trained by svdlab on synthetic sprite videos: 8 frames at 64x64 "
-        "(offline; motion follows motion_bucket_id)",
+        description="svdlab's demo SVD, trained by svdlab on synthetic videos of a camera panning over a "
+        "sprite: 8 frames at 64x64 (offline; motion follows motion_bucket_id)",
         repo_id=None,
         num_frames=8,
         width=64,
         height=64,
         steps=12,
+        max_guidance=1.5,  # SVD's 3 over-saturates the small model's later frames (the model card)
         fps=8,
         shipped=True,
         upscaler="demo-upscaler",
