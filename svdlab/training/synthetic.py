@@ -104,7 +104,7 @@ class SceneRanges:
                 )
 
 
-# The world the demo model moves (its second and third training runs, retrain-demo.sh): a camera panning
+# The world the demo model moves (its second to fourth training runs, retrain-demo.sh): a camera panning
 # rightward at 0.005 to 0.03 widths a frame over a still scene with one sprite of a narrow range of sizes,
 # so that the image, the fps and the motion bucket fix the motion. Every scene pans (no still scenes), so
 # even the lowest buckets move the textured background by a visible amount. No checkered backgrounds: the
