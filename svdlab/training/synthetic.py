@@ -75,12 +75,10 @@ class SceneRanges:
             raise InvalidParameterError(
                 f"min_pan={self.min_pan:g} is above max_pan={self.max_pan:g}: lower min_pan or raise max_pan"
             )
-        if not self.fills or not set(self.fills) <= set(FILLS):
-            raise InvalidParameterError(f"fills={self.fills} is not allowed: choose from {', '.join(FILLS)}")
-        if not self.backgrounds or not set(self.backgrounds) <= set(BACKGROUNDS):
-            raise InvalidParameterError(
-                f"backgrounds={self.backgrounds} is not allowed: choose from {', '.join(BACKGROUNDS)}"
-            )
+        for name, kinds in (("fills", FILLS), ("backgrounds", BACKGROUNDS)):
+            chosen = getattr(self, name)
+            if not chosen or not set(chosen) <= set(kinds):
+                raise InvalidParameterError(f"{name}={chosen} is not allowed: choose from {', '.join(kinds)}")
         low, high = self.directions
         if not (math.isfinite(low) and math.isfinite(high) and low <= high <= low + 360):
             raise InvalidParameterError(
